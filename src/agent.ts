@@ -1,0 +1,371 @@
+// The agent loop: make sure a valid client certificate is on disk, bootstrapping with the token
+// or rotating with the current certificate, and keep it valid. Modelled on kubelet's two paths:
+// bootstrap = pkg/kubelet/certificate/bootstrap (persisted key, deterministic CSR name),
+// rotation = client-go util/certificate (fresh key, generateName), same retry schedule.
+import { promises as fs } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiClient, type Credentials, type CsrObject } from './api.js';
+import { checkIssued, parseChain, type CertInfo } from './certs.js';
+import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
+import { waitForCertificate } from './csrwait.js';
+import {
+  ApiError, ApprovalTimeoutError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
+} from './errors.js';
+import { readIfExists, writeFileAtomic } from './fsutil.js';
+import { type Identity, usagesFor } from './identity.js';
+import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from './keys.js';
+import { readKubeconfig, renderNodeKubeconfig, type ClientConfig } from './kubeconfig.js';
+import { silentLogger, type Logger } from './log.js';
+import { retryDelayMs, rotationDeadline, sleepUntil, type Random } from './schedule.js';
+import { CertStore } from './store.js';
+import { USER_AGENT } from './version.js';
+
+export interface AgentOptions {
+  kubeconfig: string;
+  bootstrapKubeconfig?: string;
+  certDir: string;
+  identity: Identity;
+  approvalTimeoutMs?: number;
+  allowInsecureBootstrap?: boolean;
+  /** Timestamped files to keep (default 5). */
+  keep?: number;
+  /** Pin the rotation point to this fraction of the lifetime instead of kubelet's 0.7-0.9. */
+  rotationFraction?: number;
+  /** --once: give up on errors that will not fix themselves instead of retrying for ever. */
+  once?: boolean;
+  log?: Logger;
+  rand?: Random;
+  now?: () => Date;
+  /** Called each time a new certificate is in place (for notify and hooks). */
+  onCertificate?: (state: CredentialState) => void | Promise<void>;
+  watchTimeoutSeconds?: number;
+}
+
+export interface CredentialState {
+  file: string;
+  subject: CertInfo['subject'];
+  notBefore: Date;
+  notAfter: Date;
+  deadline: Date;
+  /** The CSR that produced it, when it was issued during this call. */
+  csrName?: string;
+}
+
+interface Current {
+  config: ClientConfig;
+  cert: { certPem: string; keyPem: string };
+  leaf: CertInfo;
+  chain: CertInfo[];
+}
+
+export class Agent {
+  readonly store: CertStore;
+  private readonly opts: AgentOptions;
+  private readonly log: Logger;
+  private readonly rand: Random;
+  private readonly now: () => Date;
+  private memo: { serial: string; deadline: Date } | undefined;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? silentLogger;
+    this.rand = opts.rand ?? Math.random;
+    this.now = opts.now ?? (() => new Date());
+    this.store = new CertStore(opts.certDir, opts.identity.filePrefix, { keep: opts.keep ?? 5, log: this.log });
+  }
+
+  /**
+   * Make sure a valid credential is on disk. With `force` rotate even if not yet due.
+   * Retries per kubelet's schedule; returns once a valid credential is in place.
+   */
+  async ensure(signal: AbortSignal, force = false): Promise<CredentialState> {
+    await this.store.recover(this.now());
+    const current = await this.inspect();
+    if (current && !force) {
+      const deadline = this.deadlineOf(current.leaf);
+      if (deadline.getTime() > this.now().getTime() && this.satisfiesIdentity(current.leaf)) {
+        this.log.debug(1, 'current client certificate is valid', { notAfter: current.leaf.notAfter.toISOString() });
+        return this.stateOf(current.leaf, current.config.clientCertificate?.certPath ?? this.opts.kubeconfig, deadline);
+      }
+    }
+    return this.retrying(signal, () => this.attempt(signal));
+  }
+
+  /** Run until the signal aborts: keep a valid certificate, rotate at each deadline. */
+  async run(signal: AbortSignal, wake?: () => AbortSignal): Promise<void> {
+    let force = false;
+    let early = 0;
+    while (!signal.aborted) {
+      const state = await this.ensure(signal, force);
+      let next = state.deadline;
+      if (next.getTime() <= this.now().getTime()) {
+        // The signer hands out certificates that are due at once; do not spin.
+        early++;
+        const delay = retryDelayMs(early, this.rand);
+        next = new Date(this.now().getTime() + delay);
+        this.log.warn('the new certificate is already due for rotation; is the signing duration very short or the clock off?', {
+          notBefore: state.notBefore.toISOString(), notAfter: state.notAfter.toISOString(), retryInMs: Math.round(delay),
+        });
+      } else {
+        early = 0;
+      }
+      this.log.info('next rotation scheduled', { at: next.toISOString(), notAfter: state.notAfter.toISOString() });
+      const due = await sleepUntil(next, { signal, ...(wake ? { wake: wake() } : {}), now: () => this.now().getTime() });
+      force = true;
+      if (!due && !signal.aborted) this.log.info('rotating now on request');
+    }
+  }
+
+  private async retrying(signal: AbortSignal, attempt: () => Promise<CredentialState>): Promise<CredentialState> {
+    for (let failures = 1; ; failures++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (signal.aborted) throw err;
+        if (!this.retryable(err)) throw err;
+        const delay = retryDelayMs(failures, this.rand);
+        this.log.warn('could not get a certificate; will retry', { error: errorMessage(err), attempt: failures, retryInMs: Math.round(delay) });
+        await sleep(delay, undefined, { signal });
+      }
+    }
+  }
+
+  private retryable(err: unknown): boolean {
+    if (err instanceof ConfigError || err instanceof CsrRejectedError) return false;
+    if (!this.opts.once) return true;
+    // --once: wait out what may heal by itself (server down, CSR deleted), not what needs a human.
+    if (err instanceof ApprovalTimeoutError) return false;
+    if (err instanceof ApiError) return err.transient;
+    return err instanceof TlsbootError;
+  }
+
+  /** One attempt: mutual TLS with the current certificate if it is unexpired, else the token. */
+  private async attempt(signal: AbortSignal): Promise<CredentialState> {
+    const current = await this.inspect();
+    if (current) return this.rotate(current, signal);
+    return this.bootstrap(signal);
+  }
+
+  /** The unexpired certificate the output kubeconfig points at, if any. */
+  private async inspect(): Promise<Current | undefined> {
+    let config: ClientConfig;
+    try {
+      config = await readKubeconfig(this.opts.kubeconfig);
+    } catch (err) {
+      if (!(await readIfExists(this.opts.kubeconfig))) return undefined;
+      this.log.warn('ignoring the unusable kubeconfig; it will be rewritten after bootstrap', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
+      return undefined;
+    }
+    const cc = config.clientCertificate;
+    if (!cc) return undefined;
+    let chain: CertInfo[];
+    try {
+      chain = parseChain(cc.certPem);
+      loadPrivateKey(cc.keyPem, cc.keyPath ?? this.opts.kubeconfig);
+    } catch (err) {
+      this.log.warn('the client certificate in the kubeconfig is unreadable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
+      return undefined;
+    }
+    const now = this.now().getTime();
+    const expired = chain.find((c) => c.notAfter.getTime() <= now);
+    if (expired) {
+      this.log.warn('the client certificate has expired; falling back to the bootstrap kubeconfig', {
+        kubeconfig: this.opts.kubeconfig, notAfter: expired.notAfter.toISOString(),
+      });
+      return undefined;
+    }
+    return { config, cert: { certPem: cc.certPem, keyPem: cc.keyPem }, leaf: chain[0]!, chain };
+  }
+
+  private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
+    const boot = await this.bootstrapConfig();
+    const id = this.opts.identity;
+    const key = await this.bootstrapKey(id);
+    const usages = usagesFor(id, isRsa(key), 'bootstrap');
+    const name = digestedName(spkiDer(key), id.subject, usages);
+    this.log.info('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
+    const api = this.client(boot.config, boot.credentials);
+    try {
+      const created = await this.createOrReuse(api, name, key, usages, signal);
+      return await this.finish(api, created, key, usages, boot.config, signal, true);
+    } catch (err) {
+      if (err instanceof CsrRejectedError) {
+        // A fresh key next time gives a fresh CSR name instead of finding the rejected one again.
+        await fs.rm(this.store.keyTmpPath, { force: true });
+      }
+      if (err instanceof ApiError && err.status === 401) throw this.tokenRejected(boot.config, err);
+      throw err;
+    } finally {
+      await api.close();
+    }
+  }
+
+  private async rotate(current: Current, signal: AbortSignal): Promise<CredentialState> {
+    const id = this.opts.identity;
+    const key = await generateKey(id.keyAlgorithm);
+    const usages = usagesFor(id, isRsa(key), 'rotation');
+    this.log.info('rotating the client certificate, authenticating with the current one', {
+      server: current.config.server, notAfter: current.leaf.notAfter.toISOString(),
+    });
+    const api = this.client(current.config, { kind: 'certificate', ...current.cert });
+    try {
+      const request = await buildCsrPem(key, id);
+      const created = await api.createCsr(this.csrObject({ generateName: 'csr-' }, request, usages), signal);
+      return await this.finish(api, created, key, usages, current.config, signal, false);
+    } finally {
+      await api.close();
+    }
+  }
+
+  private async finish(
+    api: ApiClient, created: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal, fromBootstrap: boolean,
+  ): Promise<CredentialState> {
+    const name = created.metadata.name ?? '';
+    const chainPem = await waitForCertificate(api, created, {
+      signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? 15 * 60_000,
+      ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
+    });
+    const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
+    const file = await this.store.update(chainPem, privateKeyPem(key), this.now());
+    if (fromBootstrap) await fs.rm(this.store.keyTmpPath, { force: true });
+    await this.writeKubeconfig(cluster);
+    await this.store.prune();
+    const leaf = chain[0]!;
+    const state = this.stateOf(leaf, file, this.deadlineOf(leaf), name);
+    this.log.info('client certificate issued and written', {
+      csr: name, file, notAfter: leaf.notAfter.toISOString(), nextRotation: state.deadline.toISOString(),
+    });
+    await this.opts.onCertificate?.(state);
+    return state;
+  }
+
+  /** POST the bootstrap CSR; if the name exists, reuse it only if it is ours (kubelet's ensureCompatible). */
+  private async createOrReuse(api: ApiClient, name: string, key: KeyPair, usages: string[], signal: AbortSignal): Promise<CsrObject> {
+    const id = this.opts.identity;
+    const request = await buildCsrPem(key, id);
+    try {
+      return await api.createCsr(this.csrObject({ name }, request, usages), signal);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 409) throw err;
+    }
+    const existing = await api.getCsr(name, signal);
+    const parsed = await parseCsrPem(Buffer.from(existing.spec.request, 'base64').toString('utf8'));
+    const ours = parsed.signatureValid && parsed.spki.equals(spkiDer(key)) &&
+      parsed.subject.commonName === id.subject.commonName &&
+      parsed.subject.organizations.join('\n') === id.subject.organizations.join('\n') &&
+      existing.spec.signerName === id.signerName;
+    if (!ours) {
+      throw new ConfigError(`certificate signing request ${name} already exists but was not made from our key and subject; delete it (kubectl delete csr ${name}) or remove ${this.store.keyTmpPath}`);
+    }
+    const issued = existing.status?.certificate;
+    if (issued) {
+      const expired = parseChain(Buffer.from(issued, 'base64').toString('utf8')).some((c) => c.notAfter.getTime() <= this.now().getTime());
+      if (expired) {
+        await fs.rm(this.store.keyTmpPath, { force: true });
+        throw new TlsbootError(`certificate signing request ${name} holds an expired certificate; starting over with a new key`);
+      }
+    }
+    this.log.info('reusing the certificate signing request made earlier with the same key', { csr: name });
+    return existing;
+  }
+
+  private csrObject(meta: { name?: string; generateName?: string }, requestPem: string, usages: string[]): CsrObject {
+    const id = this.opts.identity;
+    const spec: CsrObject['spec'] = { request: Buffer.from(requestPem).toString('base64'), signerName: id.signerName, usages };
+    if (id.expirationSeconds !== undefined) spec.expirationSeconds = id.expirationSeconds;
+    return { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: meta, spec };
+  }
+
+  /** The bootstrap key persists across retries and restarts so the CSR name stays the same. */
+  private async bootstrapKey(id: Identity): Promise<KeyPair> {
+    const existing = await readIfExists(this.store.keyTmpPath);
+    if (existing) {
+      try {
+        const key = loadPrivateKey(existing.toString('utf8'), this.store.keyTmpPath);
+        if (key.algorithm === id.keyAlgorithm) return key;
+        this.log.info('the saved bootstrap key has another algorithm than asked for; making a new one', { path: this.store.keyTmpPath });
+      } catch {
+        this.log.warn('the saved bootstrap key is unreadable; making a new one', { path: this.store.keyTmpPath });
+      }
+    }
+    const key = await generateKey(id.keyAlgorithm);
+    await writeFileAtomic(this.store.keyTmpPath, privateKeyPem(key), { mode: 0o600 });
+    return key;
+  }
+
+  private async bootstrapConfig(): Promise<{ config: ClientConfig; credentials: Credentials }> {
+    const file = this.opts.bootstrapKubeconfig;
+    if (!file) {
+      throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig} and no --bootstrap-kubeconfig given; pass one to bootstrap`);
+    }
+    let config: ClientConfig;
+    try {
+      config = await readKubeconfig(file);
+    } catch (err) {
+      const why = errorMessage(err);
+      throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig}, and the bootstrap kubeconfig is unusable: ${why}`);
+    }
+    if (config.insecureSkipTlsVerify && !this.opts.allowInsecureBootstrap) {
+      throw new ConfigError(`${file}: insecure-skip-tls-verify is set; add the cluster CA (certificate-authority-data) or pass --allow-insecure-bootstrap`);
+    }
+    if (config.token) return { config, credentials: { kind: 'token', token: config.token } };
+    if (config.clientCertificate) {
+      return { config, credentials: { kind: 'certificate', certPem: config.clientCertificate.certPem, keyPem: config.clientCertificate.keyPem } };
+    }
+    throw new ConfigError(`${file}: the current user has no token, tokenFile or client certificate to bootstrap with`);
+  }
+
+  private tokenRejected(config: ClientConfig, err: ApiError): ConfigError {
+    return new ConfigError(
+      `the bootstrap credentials in ${config.file} were rejected (${err.status} ${err.reason || 'Unauthorized'}): the token has expired or was deleted. ` +
+        `Create a new bootstrap token (kubeadm token create, or tlsboot token create) and put it in ${config.tokenFile ?? config.file}`,
+    );
+  }
+
+  private client(config: ClientConfig, credentials: Credentials): ApiClient {
+    return new ApiClient({
+      server: config.server,
+      ...(config.caPem ? { caPem: config.caPem } : {}),
+      insecureSkipTlsVerify: config.insecureSkipTlsVerify,
+      ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}),
+      credentials,
+      userAgent: USER_AGENT,
+    });
+  }
+
+  /** Written when missing or different; rotation never needs it rewritten (it names the symlink). */
+  private async writeKubeconfig(cluster: ClientConfig): Promise<void> {
+    const text = renderNodeKubeconfig({
+      server: cluster.server,
+      ...(cluster.caPath ? { caPath: cluster.caPath } : cluster.caPem ? { caPem: cluster.caPem } : {}),
+      insecureSkipTlsVerify: cluster.insecureSkipTlsVerify,
+      ...(cluster.tlsServerName ? { tlsServerName: cluster.tlsServerName } : {}),
+      pemPath: this.store.currentPath,
+    });
+    const old = await readIfExists(this.opts.kubeconfig);
+    if (old?.toString('utf8') === text) return;
+    await writeFileAtomic(this.opts.kubeconfig, text, { mode: 0o600 });
+    this.log.info('wrote kubeconfig', { path: this.opts.kubeconfig });
+  }
+
+  private satisfiesIdentity(leaf: CertInfo): boolean {
+    const want = this.opts.identity.subject;
+    const ok = leaf.subject.commonName === want.commonName && want.organizations.every((o) => leaf.subject.organizations.includes(o));
+    if (!ok) this.log.info('the current certificate does not match the requested subject; rotating now', { has: leaf.subject.commonName, wants: want.commonName });
+    return ok;
+  }
+
+  /** One random draw per certificate, as kubelet does, so restarts of the loop do not re-roll. */
+  private deadlineOf(leaf: CertInfo): Date {
+    if (this.memo?.serial !== leaf.serialNumber) {
+      this.memo = { serial: leaf.serialNumber, deadline: rotationDeadline(leaf.notBefore, leaf.notAfter, this.rand, this.opts.rotationFraction) };
+    }
+    return this.memo.deadline;
+  }
+
+  private stateOf(leaf: CertInfo, file: string, deadline: Date, csrName?: string): CredentialState {
+    const s: CredentialState = { file, subject: leaf.subject, notBefore: leaf.notBefore, notAfter: leaf.notAfter, deadline };
+    if (csrName) s.csrName = csrName;
+    return s;
+  }
+}

@@ -1,0 +1,246 @@
+// A small typed client for the one API tlsboot needs: certificates.k8s.io/v1
+// CertificateSigningRequests (create, get, list by name, watch by name) plus /healthz.
+import { Agent, request, type Dispatcher } from 'undici';
+import { ApiError } from './errors.js';
+
+export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+/** Largest response body (or watch event line) we accept; a CSR object is a few KiB. */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+export type Credentials =
+  | { kind: 'token'; token: string }
+  | { kind: 'certificate'; certPem: string; keyPem: string }
+  | { kind: 'anonymous' };
+
+export interface ApiClientOptions {
+  server: string;
+  caPem?: string;
+  insecureSkipTlsVerify?: boolean;
+  tlsServerName?: string;
+  credentials: Credentials;
+  userAgent?: string;
+  /** Connect + headers timeout for ordinary requests. */
+  requestTimeoutMs?: number;
+}
+
+export interface CsrCondition {
+  type: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+  lastUpdateTime?: string;
+  lastTransitionTime?: string;
+}
+
+export interface CsrObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name?: string;
+    generateName?: string;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+  };
+  spec: {
+    request: string;
+    signerName: string;
+    usages: string[];
+    expirationSeconds?: number;
+    username?: string;
+    groups?: string[];
+  };
+  status?: {
+    conditions?: CsrCondition[];
+    certificate?: string;
+  };
+}
+
+export interface StatusObject {
+  kind: 'Status';
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+}
+
+export type WatchEvent =
+  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: CsrObject }
+  | { type: 'ERROR'; object: StatusObject };
+
+export interface CsrList {
+  items: CsrObject[];
+  resourceVersion: string;
+}
+
+export class ApiClient {
+  readonly server: string;
+  private readonly agent: Agent;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
+
+  constructor(opts: ApiClientOptions) {
+    this.server = opts.server.replace(/\/+$/, '');
+    this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
+    const connect: Record<string, unknown> = {
+      rejectUnauthorized: !opts.insecureSkipTlsVerify,
+      timeout: this.timeoutMs,
+    };
+    if (opts.caPem) connect['ca'] = opts.caPem;
+    if (opts.tlsServerName) connect['servername'] = opts.tlsServerName;
+    if (opts.credentials.kind === 'certificate') {
+      connect['cert'] = opts.credentials.certPem;
+      connect['key'] = opts.credentials.keyPem;
+    }
+    this.agent = new Agent({ connect, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs });
+    this.headers = { accept: 'application/json', 'user-agent': opts.userAgent ?? 'tlsboot' };
+    if (opts.credentials.kind === 'token') this.headers['authorization'] = `Bearer ${opts.credentials.token}`;
+  }
+
+  async createCsr(csr: CsrObject, signal?: AbortSignal): Promise<CsrObject> {
+    return this.json<CsrObject>('POST', CSR_PATH, csr, signal);
+  }
+
+  async getCsr(name: string, signal?: AbortSignal): Promise<CsrObject> {
+    return this.json<CsrObject>('GET', `${CSR_PATH}/${encodeURIComponent(name)}`, undefined, signal);
+  }
+
+  async listCsrByName(name: string, signal?: AbortSignal): Promise<CsrList> {
+    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>(
+      'GET', `${CSR_PATH}?${selector(name)}`, undefined, signal);
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
+  }
+
+  /**
+   * Watch one CSR by name from a resourceVersion. Yields events until the server ends the
+   * stream (its timeoutSeconds) or the signal aborts; a 410 arrives as an ERROR event.
+   */
+  async *watchCsr(name: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds = 300): AsyncGenerator<WatchEvent> {
+    const query = `${selector(name)}&watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}` +
+      (resourceVersion ? `&resourceVersion=${encodeURIComponent(resourceVersion)}` : '');
+    const res = await this.send('GET', `${CSR_PATH}?${query}`, undefined, signal, 0);
+    if (res.statusCode !== 200) throw await this.errorFrom('GET', `${CSR_PATH} (watch)`, res);
+    let buffered = '';
+    try {
+      for await (const chunk of res.body) {
+        buffered += (chunk as Buffer).toString('utf8');
+        if (buffered.length > MAX_BODY_BYTES) throw new ApiError(`watch ${name}: event larger than ${MAX_BODY_BYTES} bytes`, 0);
+        let nl: number;
+        while ((nl = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, nl).trim();
+          buffered = buffered.slice(nl + 1);
+          if (line) yield parseEvent(line, name);
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(`watch of ${name} broke: ${(err as Error).message}`, 0);
+    } finally {
+      res.body.destroy();
+    }
+  }
+
+  async healthz(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const res = await this.send('GET', '/healthz', undefined, signal, this.timeoutMs);
+      await res.body.dump();
+      return res.statusCode === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    // destroy, not close: close() waits for open watch streams for ever.
+    await this.agent.destroy();
+  }
+
+  private async json<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await this.send(method, path, body, signal, this.timeoutMs);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw await this.errorFrom(method, path, res);
+    const text = await readLimited(res.body);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ApiError(`${method} ${this.server}${path}: answer is not JSON`, res.statusCode);
+    }
+  }
+
+  private async send(method: string, path: string, body: unknown, signal: AbortSignal | undefined, bodyTimeout: number): Promise<Dispatcher.ResponseData> {
+    const headers = { ...this.headers };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    try {
+      return await request(`${this.server}${path}`, {
+        dispatcher: this.agent,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        signal: signal ?? null,
+        bodyTimeout,
+      });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new ApiError(`cannot reach ${this.server}: ${describeNetworkError(err)}`, 0);
+    }
+  }
+
+  private async errorFrom(method: string, path: string, res: Dispatcher.ResponseData): Promise<ApiError> {
+    let status: StatusObject | undefined;
+    try {
+      const parsed = JSON.parse(await readLimited(res.body)) as unknown;
+      if (isStatus(parsed)) status = parsed;
+    } catch {
+      // Not a Status body (a proxy's HTML page, say); the code alone has to do.
+    }
+    const reason = status?.reason ?? '';
+    const detail = status?.message ? `: ${status.message}` : '';
+    return new ApiError(`${method} ${path}: ${res.statusCode}${reason ? ' ' + reason : ''}${detail}`, res.statusCode, reason);
+  }
+}
+
+function selector(name: string): string {
+  return `fieldSelector=${encodeURIComponent(`metadata.name=${name}`)}`;
+}
+
+function parseEvent(line: string, name: string): WatchEvent {
+  let ev: unknown;
+  try {
+    ev = JSON.parse(line);
+  } catch {
+    throw new ApiError(`watch of ${name}: malformed event`, 0);
+  }
+  const e = ev as { type?: unknown; object?: unknown };
+  if (typeof e.type !== 'string' || typeof e.object !== 'object' || e.object === null) {
+    throw new ApiError(`watch of ${name}: malformed event`, 0);
+  }
+  return e as WatchEvent;
+}
+
+function isStatus(v: unknown): v is StatusObject {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'Status';
+}
+
+async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      body.destroy();
+      throw new ApiError(`response larger than ${MAX_BODY_BYTES} bytes`, 0);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const code = e.cause?.code ?? e.code ?? '';
+  const msg = e.cause?.message ?? e.message ?? String(err);
+  if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
+    return `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`;
+  }
+  return code && !msg.includes(code) ? `${code} ${msg}` : msg;
+}

@@ -1,0 +1,184 @@
+// The command line: flags (kubelet's names where kubelet has them), TLSBOOT_* environment
+// variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
+import os from 'node:os';
+import yargs, { type Argv } from 'yargs';
+import { Agent } from './agent.js';
+import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
+import { createLogger, redact, type LogFormat, type Logger } from './log.js';
+import { VERSION } from './version.js';
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Process signals, injectable for tests. */
+  onSignal?: (name: NodeJS.Signals, handler: () => void) => void;
+}
+
+const defaultIo: CliIo = {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  onSignal: (name, handler) => process.on(name, handler),
+};
+
+/** Parse a duration: "15m", "90s", "1h30m", "500ms", or a bare number of seconds. */
+export function parseDuration(value: string | number, flag: string): number {
+  if (typeof value === 'number' || /^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
+  let total = 0;
+  let consumed = '';
+  for (const m of value.matchAll(re)) {
+    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+    consumed += m[0];
+  }
+  if (consumed !== value || total <= 0) throw new ConfigError(`--${flag} ${JSON.stringify(value)} is not a duration like 15m, 90s or 1h`);
+  return total;
+}
+
+interface RunArgs {
+  kubeconfig: string;
+  'bootstrap-kubeconfig'?: string;
+  'cert-dir': string;
+  'node-name': string;
+  'signer-name'?: string;
+  'common-name'?: string;
+  organization?: string[];
+  'dns-name'?: string[];
+  'ip-address'?: string[];
+  usage?: string[];
+  'key-algorithm': string;
+  'expiration-seconds'?: number;
+  'file-prefix'?: string;
+  once: boolean;
+  'approval-timeout': string;
+  keep: number;
+  'allow-insecure-bootstrap': boolean;
+  'log-format': string;
+  v: number;
+}
+
+function runOptions(y: Argv): Argv<RunArgs> {
+  return y
+    .option('kubeconfig', { type: 'string', demandOption: true, describe: 'kubeconfig to write (and use once it holds a valid certificate)' })
+    .option('bootstrap-kubeconfig', { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' })
+    .option('cert-dir', { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' })
+    .option('node-name', { type: 'string', default: os.hostname().toLowerCase(), defaultDescription: 'host name, lower-cased', describe: 'node name: identity system:node:<name>' })
+    .option('signer-name', { type: 'string', describe: 'CSR signerName (default kubernetes.io/kube-apiserver-client-kubelet)' })
+    .option('common-name', { type: 'string', describe: 'subject CN (default system:node:<node-name>)' })
+    .option('organization', { type: 'string', array: true, describe: 'subject O, repeatable (default system:nodes)' })
+    .option('dns-name', { type: 'string', array: true, describe: 'DNS SAN, repeatable (serving certificates)' })
+    .option('ip-address', { type: 'string', array: true, describe: 'IP SAN, repeatable (serving certificates)' })
+    .option('usage', { type: 'string', array: true, describe: `key usage, repeatable (default kubelet's); one of: ${KNOWN_USAGES.join(', ')}` })
+    .option('key-algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'private key type' })
+    .option('expiration-seconds', { type: 'number', describe: 'requested lifetime (>= 600); omitted by default, like kubelet' })
+    .option('file-prefix', { type: 'string', describe: 'file name prefix (default kubelet-client)' })
+    .option('once', { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' })
+    .option('approval-timeout', { type: 'string', default: '15m', describe: 'how long one CSR may wait for approval and issuance' })
+    .option('keep', { type: 'number', default: 5, describe: 'timestamped certificate files to keep' })
+    .option('allow-insecure-bootstrap', { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' })
+    .option('log-format', { type: 'string', choices: ['text', 'json'], default: 'text' })
+    .option('v', { type: 'number', default: 0, describe: 'log verbosity (0-5)' }) as unknown as Argv<RunArgs>;
+}
+
+function overridesFrom(a: RunArgs): IdentityOverrides {
+  const o: IdentityOverrides = { keyAlgorithm: a['key-algorithm'] as KeyAlgorithm };
+  if (a['signer-name']) o.signerName = a['signer-name'];
+  if (a['common-name']) o.commonName = a['common-name'];
+  if (a.organization?.length) o.organizations = a.organization.map(String);
+  if (a['dns-name']?.length) o.dnsNames = a['dns-name'].map(String);
+  if (a['ip-address']?.length) o.ipAddresses = a['ip-address'].map(String);
+  if (a.usage?.length) o.usages = a.usage.map(String);
+  if (a['expiration-seconds'] !== undefined) o.expirationSeconds = a['expiration-seconds'];
+  if (a['file-prefix']) o.filePrefix = a['file-prefix'];
+  return o;
+}
+
+async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
+  const log = createLogger({ format: a['log-format'] as LogFormat, verbosity: a.v, write: (l) => io.stderr(l + '\n') });
+  const controller = new AbortController();
+  let wake = new AbortController();
+  io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
+  io.onSignal?.('SIGINT', () => controller.abort(new Error('SIGINT')));
+  io.onSignal?.('SIGUSR1', () => wake.abort());
+  try {
+    if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
+    const agent = new Agent({
+      kubeconfig: a.kubeconfig,
+      ...(a['bootstrap-kubeconfig'] ? { bootstrapKubeconfig: a['bootstrap-kubeconfig'] } : {}),
+      certDir: a['cert-dir'],
+      identity: buildIdentity(a['node-name'], overridesFrom(a)),
+      approvalTimeoutMs: parseDuration(a['approval-timeout'], 'approval-timeout'),
+      allowInsecureBootstrap: a['allow-insecure-bootstrap'],
+      keep: a.keep,
+      once: a.once,
+      log,
+    });
+    if (a.once) {
+      const state = await agent.ensure(controller.signal);
+      log.info('a valid client certificate is on disk', { file: state.file, notAfter: state.notAfter.toISOString(), nextRotation: state.deadline.toISOString() });
+      return ExitCode.ok;
+    }
+    await agent.run(controller.signal, () => {
+      if (wake.signal.aborted) wake = new AbortController();
+      return wake.signal;
+    });
+    log.info('stopped');
+    return ExitCode.ok;
+  } catch (err) {
+    if (controller.signal.aborted) {
+      log.info('stopped');
+      return ExitCode.ok;
+    }
+    return report(err, log);
+  }
+}
+
+function report(err: unknown, log: Logger): ExitCodeValue {
+  if (err instanceof TlsbootError) {
+    log.error(err.message);
+    return err.exitCode;
+  }
+  log.error(`internal error: ${errorMessage(err)}`);
+  return ExitCode.runtime;
+}
+
+/** Run the CLI with these arguments; resolves to the process exit code. */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  let code: number = ExitCode.ok;
+  let failed: string | undefined;
+  const parser = yargs(argv)
+    .scriptName('tlsboot')
+    .usage('$0 <command> [options]\n\nKubelet-style TLS bootstrap and client certificate rotation for any workload.')
+    .env('TLSBOOT')
+    .command('run', 'bootstrap and keep a client certificate valid', runOptions, async (a) => {
+      if (failed) return;
+      code = await runCommand(a as unknown as RunArgs, io);
+    })
+    .command('version', 'print the version', {}, () => {
+      io.stdout(`tlsboot v${VERSION}\n`);
+    })
+    .demandCommand(1, 'name a command: run or version')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed.\nEvery flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.')
+    .exitProcess(false)
+    .fail((msg, err) => {
+      failed = msg || (err ? errorMessage(err) : 'invalid arguments');
+    });
+  try {
+    await parser.parseAsync(argv, {}, (_err, _argv, output) => {
+      if (output && !failed) io.stdout(output + '\n');
+    });
+  } catch (err) {
+    failed ??= errorMessage(err);
+  }
+  if (failed) {
+    io.stderr(`tlsboot: ${redact(failed.split('\n')[0] ?? failed)} (see tlsboot --help)\n`);
+    return ExitCode.usage;
+  }
+  return code;
+}

@@ -1,0 +1,131 @@
+// Waiting for a CSR to be approved and issued: watch it by name from a known resourceVersion,
+// re-watch when the server ends the stream, re-list after 410 Gone or a broken connection.
+// No polling: between events we only block on the watch.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ApiClient, CsrObject } from './api.js';
+import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from './errors.js';
+import { approveCommand } from './identity.js';
+import type { Logger } from './log.js';
+
+export interface WaitOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  log: Logger;
+  /** How often to repeat the "still pending" message (default 60 s). */
+  pendingLogIntervalMs?: number;
+  /** Server-side watch timeout; the server closes the stream after it (default 300 s). */
+  watchTimeoutSeconds?: number;
+}
+
+type Phase = 'pending' | 'approved';
+
+/** Returns the issued certificate chain (PEM) or throws why it never will be. */
+export async function waitForCertificate(api: ApiClient, initial: CsrObject, opts: WaitOptions): Promise<string> {
+  const name = initial.metadata.name ?? '';
+  const uid = initial.metadata.uid;
+  const timeout = AbortSignal.timeout(opts.timeoutMs);
+  const signal = AbortSignal.any([opts.signal, timeout]);
+  let phase: Phase = 'pending';
+  const sayPhase = (): void => {
+    if (phase === 'pending') {
+      opts.log.info('waiting for the certificate signing request to be approved', {
+        csr: name, signer: initial.spec.signerName, approve: approveCommand(name),
+      });
+    } else {
+      opts.log.info('certificate signing request approved; waiting for the signer to issue the certificate', {
+        csr: name, signer: initial.spec.signerName,
+      });
+    }
+  };
+  const settle = (obj: CsrObject): string | undefined => {
+    if (uid && obj.metadata.uid && obj.metadata.uid !== uid) {
+      throw new CsrGoneError(name, 'was replaced by another object of the same name');
+    }
+    const result = certificateOf(obj);
+    if (result === undefined && isApproved(obj) && phase === 'pending') {
+      phase = 'approved';
+      sayPhase();
+    }
+    return result;
+  };
+
+  const first = settle(initial);
+  if (first !== undefined) return first;
+  sayPhase();
+  const ticker = setInterval(sayPhase, opts.pendingLogIntervalMs ?? 60_000);
+  let rv = initial.metadata.resourceVersion ?? '';
+  let relist = false;
+  let failures = 0;
+  try {
+    for (;;) {
+      try {
+        if (relist) {
+          const list = await api.listCsrByName(name, signal);
+          const obj = list.items[0];
+          if (!obj) throw new CsrGoneError(name, 'was deleted');
+          const cert = settle(obj);
+          if (cert !== undefined) return cert;
+          rv = list.resourceVersion;
+          relist = false;
+        }
+        for await (const ev of api.watchCsr(name, rv, signal, opts.watchTimeoutSeconds)) {
+          failures = 0;
+          if (ev.type === 'ERROR') {
+            if (ev.object.code === 410) {
+              opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again', { csr: name });
+              relist = true;
+              break;
+            }
+            throw new ApiError(`watch of ${name}: ${ev.object.code ?? ''} ${ev.object.message ?? ev.object.reason ?? ''}`.trim(), ev.object.code ?? 0);
+          }
+          rv = ev.object.metadata.resourceVersion ?? rv;
+          if (ev.type === 'BOOKMARK') continue;
+          if (ev.type === 'DELETED') throw new CsrGoneError(name, 'was deleted');
+          const cert = settle(ev.object);
+          if (cert !== undefined) return cert;
+        }
+        opts.log.debug(3, 'watch ended; watching again', { csr: name, resourceVersion: rv });
+      } catch (err) {
+        if (signal.aborted) break;
+        if (!(err instanceof ApiError)) throw err;
+        if (err.status === 410) {
+          relist = true;
+          continue;
+        }
+        if (!err.transient) throw err;
+        failures++;
+        const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures - 1, 5));
+        opts.log.warn('lost the watch on the certificate signing request; retrying', { csr: name, error: err.message, retryInMs: delay });
+        relist = true;
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+      if (signal.aborted) break;
+    }
+  } finally {
+    clearInterval(ticker);
+  }
+  if (opts.signal.aborted) throw opts.signal.reason ?? new Error('aborted');
+  throw new ApprovalTimeoutError(
+    `certificate signing request ${name} was not ${phase === 'pending' ? 'approved' : 'issued'} within ${Math.round(opts.timeoutMs / 1000)} s` +
+      (phase === 'pending'
+        ? `; approve it with: ${approveCommand(name)}`
+        : `; is kube-controller-manager running with the csrsigning controller for ${initial.spec.signerName}?`),
+  );
+}
+
+function isApproved(obj: CsrObject): boolean {
+  return (obj.status?.conditions ?? []).some((c) => c.type === 'Approved');
+}
+
+/** Like client-go: Denied/Failed end the wait whatever their status; Approved + certificate wins. */
+function certificateOf(obj: CsrObject): string | undefined {
+  const name = obj.metadata.name ?? '';
+  for (const c of obj.status?.conditions ?? []) {
+    if (c.type === 'Denied' || c.type === 'Failed') {
+      throw new CsrRejectedError(name, c.type, c.reason ?? '', c.message ?? '');
+    }
+  }
+  const cert = obj.status?.certificate;
+  if (isApproved(obj) && cert) return Buffer.from(cert, 'base64').toString('utf8');
+  return undefined;
+}

@@ -1,0 +1,74 @@
+// Typed errors. Each carries the exit code the CLI uses and a message that tells the user what
+// to fix; messages never contain tokens or key material.
+
+export const ExitCode = {
+  ok: 0,
+  runtime: 1,
+  usage: 2,
+  rejected: 3,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export class TlsbootError extends Error {
+  readonly exitCode: ExitCodeValue;
+  constructor(message: string, exitCode: ExitCodeValue = ExitCode.runtime) {
+    super(message);
+    this.name = new.target.name;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad flags, a malformed kubeconfig, an unreadable file: fixing the input is the only remedy. */
+export class ConfigError extends TlsbootError {
+  constructor(message: string) {
+    super(message, ExitCode.usage);
+  }
+}
+
+/** An error answer from the API server, or no answer at all (status 0). */
+export class ApiError extends TlsbootError {
+  readonly status: number;
+  readonly reason: string;
+  constructor(message: string, status: number, reason = '') {
+    super(message);
+    this.status = status;
+    this.reason = reason;
+  }
+  /** Transient: the server may answer differently if asked again later. */
+  get transient(): boolean {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+/** The CSR was Denied or Failed: asking again with the same request will not help. */
+export class CsrRejectedError extends TlsbootError {
+  readonly condition: 'Denied' | 'Failed';
+  readonly reason: string;
+  constructor(csrName: string, condition: 'Denied' | 'Failed', reason: string, detail: string) {
+    const verb = condition === 'Denied' ? 'was denied' : 'failed';
+    super(
+      `certificate signing request ${csrName} ${verb} (reason: ${reason || 'none given'}${detail ? `, message: ${detail}` : ''})`,
+      ExitCode.rejected,
+    );
+    this.condition = condition;
+    this.reason = reason;
+  }
+}
+
+/** The CSR disappeared (deleted, or replaced under the same name) while we waited for it. */
+export class CsrGoneError extends TlsbootError {
+  constructor(csrName: string, why: string) {
+    super(`certificate signing request ${csrName} ${why}; requesting again`);
+  }
+}
+
+/** The signer returned a certificate that does not belong to our request. Nothing is written. */
+export class CertificateMismatchError extends TlsbootError {}
+
+/** The wait for approval and issuance exceeded --approval-timeout. */
+export class ApprovalTimeoutError extends TlsbootError {}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

@@ -1,0 +1,72 @@
+// Crash-safe file primitives: a reader sees the old content or the new, never a partial file,
+// and a file is created with its final mode (no window in which it is more open than asked).
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+
+export interface WriteOptions {
+  mode: number;
+  /** Create missing parent folders with this mode (default 0o755, like kubelet). */
+  dirMode?: number;
+}
+
+export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: WriteOptions): Promise<void> {
+  const dir = path.dirname(file);
+  await fs.mkdir(dir, { recursive: true, mode: opts.dirMode ?? 0o755 });
+  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
+  const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, opts.mode);
+  try {
+    await handle.writeFile(data);
+    // The umask may have narrowed the mode at creation; set it exactly.
+    await handle.chmod(opts.mode);
+    await handle.sync();
+  } catch (err) {
+    await handle.close();
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  try {
+    await fs.rename(tmp, file);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+/** Replace (or create) a symlink in one rename, so there is never a moment without it. */
+export async function replaceSymlink(target: string, link: string): Promise<void> {
+  const dir = path.dirname(link);
+  const tmp = path.join(dir, `.${path.basename(link)}.tmp-${randomBytes(6).toString('hex')}`);
+  await fs.symlink(target, tmp);
+  try {
+    await fs.rename(tmp, link);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, constants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}

@@ -1,0 +1,102 @@
+// What to ask for: subject, SANs, signer, usages, key algorithm and file prefix. The default is
+// exactly kubelet's client identity; everything else is an override.
+import { ConfigError } from './errors.js';
+import type { CsrTemplate } from './csr.js';
+import type { KeyAlgorithm } from './keys.js';
+
+export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
+export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
+
+/** The usages the API accepts (pkg/apis/certificates/validation). */
+export const KNOWN_USAGES = [
+  'signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement',
+  'data encipherment', 'cert sign', 'crl sign', 'encipher only', 'decipher only', 'any',
+  'server auth', 'client auth', 'code signing', 'email protection', 's/mime', 'ipsec end system',
+  'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc',
+] as const;
+
+export interface Identity extends CsrTemplate {
+  signerName: string;
+  /** Explicit usages; when absent they follow kubelet's rule for the signer and key. */
+  usages?: string[];
+  keyAlgorithm: KeyAlgorithm;
+  /** Requested lifetime; omitted by default, like kubelet. */
+  expirationSeconds?: number;
+  filePrefix: string;
+}
+
+export interface IdentityOverrides {
+  signerName?: string;
+  commonName?: string;
+  organizations?: string[];
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  usages?: string[];
+  keyAlgorithm?: KeyAlgorithm;
+  expirationSeconds?: number;
+  filePrefix?: string;
+}
+
+export function buildIdentity(nodeName: string, o: IdentityOverrides = {}): Identity {
+  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(nodeName) && !o.commonName) {
+    throw new ConfigError(`--node-name ${JSON.stringify(nodeName)} is not a valid node name (lower-case letters, digits, '-' and '.')`);
+  }
+  const serving = o.signerName === KUBELET_SERVING_SIGNER;
+  const identity: Identity = {
+    subject: {
+      commonName: o.commonName ?? `system:node:${nodeName}`,
+      organizations: o.organizations ?? ['system:nodes'],
+    },
+    dnsNames: o.dnsNames ?? [],
+    ipAddresses: o.ipAddresses ?? [],
+    signerName: o.signerName ?? KUBELET_CLIENT_SIGNER,
+    keyAlgorithm: o.keyAlgorithm ?? 'ecdsa-p256',
+    filePrefix: o.filePrefix ?? (serving ? 'kubelet-server' : 'kubelet-client'),
+  };
+  if (o.usages && o.usages.length > 0) identity.usages = o.usages;
+  if (o.expirationSeconds !== undefined) identity.expirationSeconds = o.expirationSeconds;
+  validateIdentity(identity);
+  return identity;
+}
+
+function validateIdentity(id: Identity): void {
+  if (!/^[a-z0-9.-]+\/[A-Za-z0-9._\/-]+$/.test(id.signerName) || id.signerName.length > 571) {
+    throw new ConfigError(`--signer-name ${JSON.stringify(id.signerName)} must look like domain/path, e.g. ${KUBELET_CLIENT_SIGNER}`);
+  }
+  if (id.signerName === 'kubernetes.io/legacy-unknown') {
+    throw new ConfigError('--signer-name kubernetes.io/legacy-unknown cannot be used with certificates.k8s.io/v1');
+  }
+  for (const u of id.usages ?? []) {
+    if (!(KNOWN_USAGES as readonly string[]).includes(u)) {
+      throw new ConfigError(`--usage ${JSON.stringify(u)} is not a known usage; one of: ${KNOWN_USAGES.join(', ')}`);
+    }
+  }
+  if (id.usages && new Set(id.usages).size !== id.usages.length) throw new ConfigError('--usage lists a usage twice');
+  if (id.expirationSeconds !== undefined && (!Number.isInteger(id.expirationSeconds) || id.expirationSeconds < 600)) {
+    throw new ConfigError('--expiration-seconds must be a whole number of at least 600 (the API rejects less)');
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id.filePrefix)) {
+    throw new ConfigError(`--file-prefix ${JSON.stringify(id.filePrefix)} may hold only letters, digits, '.', '_' and '-'`);
+  }
+  if (!id.subject.commonName) throw new ConfigError('--common-name must not be empty');
+}
+
+/**
+ * kubelet's usages. The foreground bootstrap appends "key encipherment" last for RSA keys
+ * (bootstrap.requestNodeCertificate); the rotation manager puts it second
+ * (DefaultKubeletClientGetUsages). We copy each in its own path so the CSRs, and the
+ * bootstrap CSR name digested from them, match kubelet's.
+ */
+export function usagesFor(id: Identity, keyIsRsa: boolean, path: 'bootstrap' | 'rotation'): string[] {
+  if (id.usages) return [...id.usages];
+  const auth = id.signerName === KUBELET_SERVING_SIGNER ? 'server auth' : 'client auth';
+  if (!keyIsRsa) return ['digital signature', auth];
+  return path === 'bootstrap'
+    ? ['digital signature', auth, 'key encipherment']
+    : ['digital signature', 'key encipherment', auth];
+}
+
+/** The kubectl command that approves a pending CSR, for messages to a human approver. */
+export function approveCommand(csrName: string): string {
+  return `kubectl certificate approve ${csrName}`;
+}

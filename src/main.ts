@@ -1,0 +1,6 @@
+#!/usr/bin/env node
+import { main } from './cli.js';
+
+process.title = 'tlsboot';
+const code = await main(process.argv.slice(2));
+process.exit(code);

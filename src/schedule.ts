@@ -1,0 +1,52 @@
+// When to rotate and how long to wait between attempts.
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export type Random = () => number;
+
+/**
+ * kubelet's deadline (client-go certificate_manager.go nextRotationDeadline): NotBefore plus a
+ * uniform 70-90 % of the lifetime, so nodes that got certs together do not rotate together.
+ * `fraction` pins the point instead (a config override), still measured from NotBefore.
+ */
+export function rotationDeadline(notBefore: Date, notAfter: Date, rand: Random = Math.random, fraction?: number): Date {
+  const lifetime = notAfter.getTime() - notBefore.getTime();
+  const f = fraction ?? 0.7 + 0.2 * rand();
+  return new Date(notBefore.getTime() + f * lifetime);
+}
+
+/**
+ * kubelet's retry schedule: 2, 4, 8, 16 s, each stretched by up to 10 %, then every 32 s.
+ * `attempt` counts failures so far, from 1.
+ */
+export function retryDelayMs(attempt: number, rand: Random = Math.random): number {
+  if (attempt <= 4) return 2000 * 2 ** (attempt - 1) * (1 + 0.1 * rand());
+  return 32_000;
+}
+
+/** Node fires a setTimeout longer than 2^31-1 ms at once; and timers do not count suspend time. */
+export const MAX_TICK_MS = 60_000;
+
+/**
+ * Sleep until a wall-clock time. Never arms one timer for longer than a minute and re-reads
+ * the clock after each, so a suspended machine or a clock jump cannot make us late by more
+ * than a minute. Resolves true when the time came, false when `wake` or `signal` cut it short.
+ */
+export async function sleepUntil(
+  when: Date,
+  opts: { signal?: AbortSignal; wake?: AbortSignal; now?: () => number; tickMs?: number } = {},
+): Promise<boolean> {
+  const now = opts.now ?? Date.now;
+  const tick = opts.tickMs ?? MAX_TICK_MS;
+  const signals = [opts.signal, opts.wake].filter((s): s is AbortSignal => s !== undefined);
+  const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+  for (;;) {
+    const remaining = when.getTime() - now();
+    if (remaining <= 0) return true;
+    if (signal?.aborted) return false;
+    try {
+      await sleep(Math.min(remaining, tick), undefined, signal ? { signal } : {});
+    } catch {
+      return false;
+    }
+  }
+}
