@@ -27,7 +27,7 @@ controlplane:
 # The whole suite: type check, unit and fake-server tests, and the end-to-end suite against the
 # real control plane (built first if the cache is cold).
 test: build controlplane
-	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap
+	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap --timeout=900
 
 # Run tlsboot for real against a throw-away local control plane and show what it wrote.
 demo: build controlplane

@@ -9,7 +9,7 @@ import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import {
-  ApiError, ApprovalTimeoutError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
+  ApiError, ApprovalTimeoutError, CertificateMismatchError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
 } from './errors.js';
 import { readIfExists, writeFileAtomic } from './fsutil.js';
 import { type Identity, usagesFor } from './identity.js';
@@ -189,8 +189,9 @@ export class Agent {
       const created = await this.createOrReuse(api, name, key, usages, signal);
       return await this.finish(api, created, key, usages, boot.config, signal, true);
     } catch (err) {
-      if (err instanceof CsrRejectedError) {
-        // A fresh key next time gives a fresh CSR name instead of finding the rejected one again.
+      if (err instanceof CsrRejectedError || err instanceof CertificateMismatchError) {
+        // That CSR is spoiled. A fresh key next time gives a fresh CSR name instead of finding
+        // the same one again by its digest.
         await fs.rm(this.store.keyTmpPath, { force: true });
       }
       if (err instanceof ApiError && err.status === 401) throw this.tokenRejected(boot.config, err);

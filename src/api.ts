@@ -181,7 +181,9 @@ export class ApiClient {
       });
     } catch (err) {
       if (signal?.aborted) throw err;
-      throw new ApiError(`cannot reach ${this.server}: ${describeNetworkError(err)}`, 0);
+      const { text, tls } = describeNetworkError(err);
+      // A server we do not trust will not become trustworthy by asking again.
+      throw new ApiError(`cannot reach ${this.server}: ${text}`, 0, tls ? 'TLSVerificationFailed' : '', !tls);
     }
   }
 
@@ -235,12 +237,12 @@ async function readLimited(body: Dispatcher.ResponseData['body']): Promise<strin
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function describeNetworkError(err: unknown): string {
+function describeNetworkError(err: unknown): { text: string; tls: boolean } {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code ?? '';
   const msg = e.cause?.message ?? e.message ?? String(err);
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
-    return `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`;
+    return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: true };
   }
-  return code && !msg.includes(code) ? `${code} ${msg}` : msg;
+  return { text: code && !msg.includes(code) ? `${code} ${msg}` : msg, tls: false };
 }

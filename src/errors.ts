@@ -29,14 +29,13 @@ export class ConfigError extends TlsbootError {
 export class ApiError extends TlsbootError {
   readonly status: number;
   readonly reason: string;
-  constructor(message: string, status: number, reason = '') {
+  /** The server may answer differently if asked again later (down, overloaded, cut off). */
+  readonly transient: boolean;
+  constructor(message: string, status: number, reason = '', transient?: boolean) {
     super(message);
     this.status = status;
     this.reason = reason;
-  }
-  /** Transient: the server may answer differently if asked again later. */
-  get transient(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
+    this.transient = transient ?? (status === 0 || status === 429 || status >= 500);
   }
 }
 

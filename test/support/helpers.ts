@@ -1,0 +1,88 @@
+// Shared test helpers: temp folders, running the real tlsboot CLI as a child process, and
+// running it in-process for fast checks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { main } from '../../src/cli.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'src', 'main.js');
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function tempDir(t: Teardown, prefix = 'tlsboot-test-'): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run main() in this process with captured output; signals are not wired. */
+export async function runInProcess(args: string[]): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t) });
+  return { code, stdout, stderr };
+}
+
+function requireBuilt(): void {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "make build" first`);
+}
+
+/** A running `tlsboot` child process with its combined output. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  output = '';
+  readonly exited: Promise<number>;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    requireBuilt();
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1))));
+  }
+
+  /** Resolves when the output matches, rejects on timeout or exit. */
+  async waitFor(re: RegExp, timeoutMs = 60_000): Promise<RegExpMatchArray> {
+    const start = Date.now();
+    for (;;) {
+      const m = this.output.match(re);
+      if (m) return m;
+      if (this.child.exitCode !== null) throw new Error(`tlsboot exited (${this.child.exitCode}) before ${re}:\n${this.output}`);
+      if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${re}:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number> {
+    if (this.child.exitCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Run the CLI to completion as a child process. */
+export async function runCli(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult & { output: string }> {
+  const p = new CliProcess(args, opts.env);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+  const code = await p.exited;
+  clearTimeout(timer);
+  return { code, stdout: '', stderr: p.output, output: p.output };
+}
+
+export function nodeArgs(dir: string, bootstrap: string, extra: string[] = []): string[] {
+  return ['run', '--kubeconfig', path.join(dir, 'kubeconfig'), '--bootstrap-kubeconfig', bootstrap, '--cert-dir', path.join(dir, 'pki'), ...extra];
+}
+
+export async function listDir(dir: string): Promise<string[]> {
+  return (await fs.readdir(dir).catch(() => [] as string[])).sort();
+}

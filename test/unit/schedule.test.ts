@@ -1,0 +1,40 @@
+import t from 'tap';
+import { retryDelayMs, rotationDeadline, sleepUntil } from '../../src/schedule.js';
+
+t.test('deadline is 70-90 % of the lifetime from NotBefore', async (t) => {
+  const nb = new Date('2026-01-01T00:00:00Z');
+  const na = new Date('2026-01-11T00:00:00Z');
+  t.equal(rotationDeadline(nb, na, () => 0).toISOString(), '2026-01-08T00:00:00.000Z');
+  t.equal(rotationDeadline(nb, na, () => 0.5).toISOString(), '2026-01-09T00:00:00.000Z');
+  t.equal(rotationDeadline(nb, na, () => 0.999999).getTime() < new Date('2026-01-10T00:00:00Z').getTime(), true);
+  t.equal(rotationDeadline(nb, na, () => 0.3, 0.5).toISOString(), '2026-01-06T00:00:00.000Z', 'fixed fraction');
+});
+
+t.test('retry schedule: 2, 4, 8, 16 s with up to 10 % jitter, then 32 s', async (t) => {
+  t.same([1, 2, 3, 4, 5, 6, 50].map((a) => retryDelayMs(a, () => 0)), [2000, 4000, 8000, 16000, 32000, 32000, 32000]);
+  t.equal(retryDelayMs(1, () => 0.999), 2000 * 1.0999);
+  for (let a = 1; a < 10; a++) t.ok(retryDelayMs(a) >= retryDelayMs(a, () => 0), 'never faster than kubelet');
+});
+
+t.test('sleepUntil re-reads the clock every tick: a clock jump is noticed', async (t) => {
+  let now = 0;
+  const start = Date.now();
+  setTimeout(() => (now = 10 * 86400_000), 50); // "resume from suspend" ten days later
+  const due = await sleepUntil(new Date(5 * 86400_000), { now: () => now, tickMs: 20 });
+  t.equal(due, true);
+  t.ok(Date.now() - start < 2000, 'woke within a few ticks');
+});
+
+t.test('sleepUntil never arms a timer beyond Node\'s limit', async (t) => {
+  const ac = new AbortController();
+  const p = sleepUntil(new Date(Date.now() + 60 * 86400_000), { signal: ac.signal });
+  setTimeout(() => ac.abort(), 30);
+  t.equal(await p, false, 'still sleeping after 30 ms (a 60-day timer would have fired at once), then aborted');
+});
+
+t.test('sleepUntil can be woken early', async (t) => {
+  const wake = new AbortController();
+  setTimeout(() => wake.abort(), 20);
+  t.equal(await sleepUntil(new Date(Date.now() + 3600_000), { wake: wake.signal }), false);
+  t.equal(await sleepUntil(new Date(Date.now() - 1)), true, 'past deadline returns at once');
+});
