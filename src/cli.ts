@@ -36,6 +36,9 @@ export function parseDuration(value: string | number, flag: string): number {
   return total;
 }
 
+const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed.\n' +
+  'Every flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.';
+
 interface RunArgs {
   kubeconfig: string;
   'bootstrap-kubeconfig'?: string;
@@ -78,7 +81,8 @@ function runOptions(y: Argv): Argv<RunArgs> {
     .option('keep', { type: 'number', default: 5, describe: 'timestamped certificate files to keep' })
     .option('allow-insecure-bootstrap', { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' })
     .option('log-format', { type: 'string', choices: ['text', 'json'], default: 'text' })
-    .option('v', { type: 'number', default: 0, describe: 'log verbosity (0-5)' }) as unknown as Argv<RunArgs>;
+    .option('v', { type: 'number', default: 0, describe: 'log verbosity (0-5)' })
+    .epilogue(EPILOGUE) as unknown as Argv<RunArgs>;
 }
 
 function overridesFrom(a: RunArgs): IdentityOverrides {
@@ -164,7 +168,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     .alias('help', 'h')
     .version(false)
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .epilogue('Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed.\nEvery flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.')
+    .epilogue(EPILOGUE)
     .exitProcess(false)
     .fail((msg, err) => {
       failed = msg || (err ? errorMessage(err) : 'invalid arguments');
@@ -177,7 +181,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
     failed ??= errorMessage(err);
   }
   if (failed) {
-    io.stderr(`tlsboot: ${redact(failed.split('\n')[0] ?? failed)} (see tlsboot --help)\n`);
+    const oneLine = failed.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+    io.stderr(`tlsboot: ${redact(oneLine)} (see tlsboot --help)\n`);
     return ExitCode.usage;
   }
   return code;

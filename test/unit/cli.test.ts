@@ -1,0 +1,62 @@
+import path from 'node:path';
+import t from 'tap';
+import { parseDuration } from '../../src/cli.js';
+import { FakeApiServer } from '../support/fakeapi.js';
+import { runCli, runInProcess, tempDir } from '../support/helpers.js';
+
+t.test('version and help', async (t) => {
+  const v = await runInProcess(['version']);
+  t.equal(v.code, 0);
+  t.match(v.stdout, /^tlsboot v\d+\.\d+\.\d+\n$/);
+  const h = await runInProcess(['run', '--help']);
+  t.equal(h.code, 0);
+  t.match(h.stdout, /--bootstrap-kubeconfig/);
+  t.match(h.stdout, /Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed/);
+});
+
+const usage: Array<[string[], RegExp]> = [
+  [[], /name a command: run or version/],
+  [['bogus'], /Unknown argument: bogus/],
+  [['run'], /Missing required argument: kubeconfig/],
+  [['run', '--kubeconfig', 'k', '--key-algorithm', 'dsa'], /Invalid values: Argument: key-algorithm, Given: "dsa", Choices: "ecdsa-p256"/],
+  [['run', '--kubeconfig', 'k', '--expiration-seconds', '599'], /--expiration-seconds must be a whole number of at least 600/],
+  [['run', '--kubeconfig', 'k', '--approval-timeout', 'soon'], /--approval-timeout "soon" is not a duration/],
+  [['run', '--kubeconfig', 'k', '--keep', '0'], /--keep must be a whole number of at least 1/],
+  [['run', '--kubeconfig', 'k', '--node-name', 'UPPER_case'], /--node-name "UPPER_case" is not a valid node name/],
+  [['run', '--kubeconfig', 'k', '--usage', 'teleport'], /--usage "teleport" is not a known usage/],
+];
+for (const [args, re] of usage) {
+  t.test(`usage error: ${args.join(' ') || '(none)'}`, async (t) => {
+    const r = await runInProcess(args);
+    t.equal(r.code, 2);
+    t.match(r.stderr, re);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+  });
+}
+
+t.test('durations', async (t) => {
+  t.equal(parseDuration('15m', 'x'), 900_000);
+  t.equal(parseDuration('1h30m', 'x'), 5_400_000);
+  t.equal(parseDuration('90', 'x'), 90_000);
+  t.equal(parseDuration('250ms', 'x'), 250);
+  t.throws(() => parseDuration('15 minutes', 'x'));
+  t.throws(() => parseDuration('0s', 'x'));
+});
+
+t.test('every flag reads from TLSBOOT_* environment variables (real process)', async (t) => {
+  const fake = await FakeApiServer.start({ tokens: { 'abcdef.0123456789abcdef': { username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:kubeadm:default-node-token'] } } });
+  t.teardown(() => fake.stop());
+  const dir = await tempDir(t);
+  const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'b.kubeconfig'), 'abcdef.0123456789abcdef');
+  const r = await runCli(['run'], {
+    env: {
+      TLSBOOT_KUBECONFIG: path.join(dir, 'kubeconfig'), TLSBOOT_BOOTSTRAP_KUBECONFIG: bootstrap, TLSBOOT_CERT_DIR: path.join(dir, 'pki'),
+      TLSBOOT_NODE_NAME: 'env-node', TLSBOOT_ONCE: 'true', TLSBOOT_LOG_FORMAT: 'json',
+    },
+  });
+  t.equal(r.code, 0, r.output);
+  const lines = r.output.trim().split('\n').map((l) => JSON.parse(l) as { msg: string });
+  t.ok(lines.some((l) => l.msg === 'a valid client certificate is on disk'), 'json logs');
+  t.equal([...fake.csrs.values()][0] && Buffer.from([...fake.csrs.values()][0]!.spec.request, 'base64').toString().length > 0, true);
+  t.match(r.output, /system:node:env-node/);
+});
