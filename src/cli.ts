@@ -1,7 +1,7 @@
 // The command line: flags (kubelet's names where kubelet has them), TLSBOOT_* environment
 // variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
 import os from 'node:os';
-import yargs, { type Argv } from 'yargs';
+import yargs, { type Argv, type Options } from 'yargs';
 import { Agent } from './agent.js';
 import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
@@ -61,28 +61,46 @@ interface RunArgs {
   v: number;
 }
 
+const RUN_OPTIONS: Record<string, Options> = {
+  kubeconfig: { type: 'string', demandOption: true, describe: 'kubeconfig to write (and use once it holds a valid certificate)' },
+  'bootstrap-kubeconfig': { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' },
+  'cert-dir': { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' },
+  'node-name': { type: 'string', default: os.hostname().toLowerCase(), defaultDescription: 'host name, lower-cased', describe: 'node name: identity system:node:<name>' },
+  'signer-name': { type: 'string', describe: 'CSR signerName (default kubernetes.io/kube-apiserver-client-kubelet)' },
+  'common-name': { type: 'string', describe: 'subject CN (default system:node:<node-name>)' },
+  organization: { type: 'string', array: true, describe: 'subject O, repeatable (default system:nodes)' },
+  'dns-name': { type: 'string', array: true, describe: 'DNS SAN, repeatable (serving certificates)' },
+  'ip-address': { type: 'string', array: true, describe: 'IP SAN, repeatable (serving certificates)' },
+  usage: { type: 'string', array: true, describe: `key usage, repeatable (default kubelet's); one of: ${KNOWN_USAGES.join(', ')}` },
+  'key-algorithm': { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'private key type' },
+  'expiration-seconds': { type: 'number', describe: 'requested lifetime (>= 600); omitted by default, like kubelet' },
+  'file-prefix': { type: 'string', describe: 'file name prefix (default kubelet-client)' },
+  once: { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' },
+  'approval-timeout': { type: 'string', default: '15m', describe: 'how long one CSR may wait for approval and issuance' },
+  keep: { type: 'number', default: 5, describe: 'timestamped certificate files to keep' },
+  'allow-insecure-bootstrap': { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' },
+  'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
+  v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
+};
+
 function runOptions(y: Argv): Argv<RunArgs> {
-  return y
-    .option('kubeconfig', { type: 'string', demandOption: true, describe: 'kubeconfig to write (and use once it holds a valid certificate)' })
-    .option('bootstrap-kubeconfig', { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' })
-    .option('cert-dir', { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' })
-    .option('node-name', { type: 'string', default: os.hostname().toLowerCase(), defaultDescription: 'host name, lower-cased', describe: 'node name: identity system:node:<name>' })
-    .option('signer-name', { type: 'string', describe: 'CSR signerName (default kubernetes.io/kube-apiserver-client-kubelet)' })
-    .option('common-name', { type: 'string', describe: 'subject CN (default system:node:<node-name>)' })
-    .option('organization', { type: 'string', array: true, describe: 'subject O, repeatable (default system:nodes)' })
-    .option('dns-name', { type: 'string', array: true, describe: 'DNS SAN, repeatable (serving certificates)' })
-    .option('ip-address', { type: 'string', array: true, describe: 'IP SAN, repeatable (serving certificates)' })
-    .option('usage', { type: 'string', array: true, describe: `key usage, repeatable (default kubelet's); one of: ${KNOWN_USAGES.join(', ')}` })
-    .option('key-algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'private key type' })
-    .option('expiration-seconds', { type: 'number', describe: 'requested lifetime (>= 600); omitted by default, like kubelet' })
-    .option('file-prefix', { type: 'string', describe: 'file name prefix (default kubelet-client)' })
-    .option('once', { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' })
-    .option('approval-timeout', { type: 'string', default: '15m', describe: 'how long one CSR may wait for approval and issuance' })
-    .option('keep', { type: 'number', default: 5, describe: 'timestamped certificate files to keep' })
-    .option('allow-insecure-bootstrap', { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' })
-    .option('log-format', { type: 'string', choices: ['text', 'json'], default: 'text' })
-    .option('v', { type: 'number', default: 0, describe: 'log verbosity (0-5)' })
-    .epilogue(EPILOGUE) as unknown as Argv<RunArgs>;
+  return y.options(RUN_OPTIONS).epilogue(EPILOGUE) as unknown as Argv<RunArgs>;
+}
+
+/**
+ * TLSBOOT_<FLAG> variables for the flags of `run`, as arguments placed before the user's so
+ * that a flag on the command line wins. Only known flags are read: an unrelated TLSBOOT_*
+ * variable in the environment must not stop the daemon (yargs' .env() with .strict() would).
+ */
+export function envArguments(argv: string[], env: NodeJS.ProcessEnv): string[] {
+  if (argv[0] !== 'run') return [];
+  const out: string[] = [];
+  for (const flag of Object.keys(RUN_OPTIONS)) {
+    const value = env[`TLSBOOT_${flag.toUpperCase().replace(/-/g, '_')}`];
+    const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || (flag === 'v' && /^-v/.test(a)));
+    if (value !== undefined && value !== '' && !given) out.push(`--${flag}=${value}`);
+  }
+  return out;
 }
 
 function overridesFrom(a: RunArgs): IdentityOverrides {
@@ -148,13 +166,13 @@ function report(err: unknown, log: Logger): ExitCodeValue {
 }
 
 /** Run the CLI with these arguments; resolves to the process exit code. */
-export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.ok;
   let failed: string | undefined;
+  argv = [...argv.slice(0, 1), ...envArguments(argv, env), ...argv.slice(1)];
   const parser = yargs(argv)
     .scriptName('tlsboot')
     .usage('$0 <command> [options]\n\nKubelet-style TLS bootstrap and client certificate rotation for any workload.')
-    .env('TLSBOOT')
     .command('run', 'bootstrap and keep a client certificate valid', runOptions, async (a) => {
       if (failed) return;
       code = await runCommand(a as unknown as RunArgs, io);

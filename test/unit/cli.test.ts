@@ -1,6 +1,6 @@
 import path from 'node:path';
 import t from 'tap';
-import { parseDuration } from '../../src/cli.js';
+import { envArguments, main, parseDuration } from '../../src/cli.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { runCli, runInProcess, tempDir } from '../support/helpers.js';
 
@@ -59,4 +59,15 @@ t.test('every flag reads from TLSBOOT_* environment variables (real process)', a
   t.ok(lines.some((l) => l.msg === 'a valid client certificate is on disk'), 'json logs');
   t.equal([...fake.csrs.values()][0] && Buffer.from([...fake.csrs.values()][0]!.spec.request, 'base64').toString().length > 0, true);
   t.match(r.output, /system:node:env-node/);
+});
+
+t.test('environment: only known flags are read, and a flag wins over its variable', async (t) => {
+  t.same(envArguments(['run', '--keep', '3'], { TLSBOOT_KEEP: '0', TLSBOOT_CONTROLPLANE_BIN: '/x', TLSBOOT_CERT_DIR: '/pki', TLSBOOT_ONCE: 'true' }),
+    ['--cert-dir=/pki', '--once=true']);
+  t.same(envArguments(['version'], { TLSBOOT_KEEP: '0' }), []);
+  let err = '';
+  const code = await main(['run', '--kubeconfig', 'k', '--keep', '0'], { stdout: () => undefined, stderr: (x) => (err += x) },
+    { TLSBOOT_UNRELATED_THING: 'yes', TLSBOOT_KEEP: '7' });
+  t.equal(code, 2);
+  t.match(err, /--keep must be a whole number of at least 1/, 'the flag (0) won over TLSBOOT_KEEP=7; TLSBOOT_UNRELATED_THING ignored');
 });
