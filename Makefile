@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all build deps test typecheck unit e2e demo controlplane bench clean
+.PHONY: all build deps test typecheck demo controlplane bench clean e2e-kind
 
 all: build
 
@@ -38,3 +38,7 @@ bench: build controlplane
 
 clean:
 	rm -rf dist .tap coverage
+
+# The end-to-end suite against a kind cluster (needs Docker and kind; not run in CI here).
+e2e-kind: build
+	test/kind/run.sh

@@ -2,7 +2,6 @@
 // variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
-import { Agent } from './agent.js';
 import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
@@ -125,6 +124,8 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
   io.onSignal?.('SIGUSR1', () => wake.abort());
   try {
     if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
+    // Loaded here, not at the top: `version` and `--help` need none of the heavy modules.
+    const { Agent } = await import('./agent.js');
     const agent = new Agent({
       kubeconfig: a.kubeconfig,
       ...(a['bootstrap-kubeconfig'] ? { bootstrapKubeconfig: a['bootstrap-kubeconfig'] } : {}),

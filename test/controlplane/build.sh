@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 K8S_VERSION=v1.36.3
 key=$(cat go.mod go.sum build.sh $(find cmd -name '*.go' | sort) | sha256sum | cut -c1-16)
@@ -43,5 +43,7 @@ build kubelet-bootstrap ./cmd/kubelet-bootstrap
 
 rm -rf "$cache/bin"
 mv "$cache/bin.partial" "$cache/bin"
+# Binaries of other (older) keys are dead weight: ~300 MB each.
+find "$(dirname "$cache")" -mindepth 1 -maxdepth 1 -not -name "$key" -exec rm -rf {} +
 echo "control plane: binaries in $cache/bin" >&2
 echo "$cache/bin"

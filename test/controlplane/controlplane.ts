@@ -14,6 +14,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { CsrObject } from '../../src/api.js';
+import { readKubeconfig } from '../../src/kubeconfig.js';
 
 const run = promisify(execFile);
 
@@ -32,6 +33,8 @@ export interface Token {
 }
 
 export class ControlPlane {
+  /** Attached to a cluster we did not start (kind): processes cannot be stopped or restarted. */
+  readonly external: boolean;
   readonly dir: string;
   readonly binDir: string;
   readonly server: string;
@@ -39,20 +42,28 @@ export class ControlPlane {
   readonly adminKubeconfig: string;
   readonly ports: { etcd: number; peer: number; apiserver: number; kcm: number };
   private readonly procs = new Map<string, ChildProcess>();
+  private readonly spawnErrors = new Map<string, Error>();
   private readonly opts: ControlPlaneOptions;
 
-  private constructor(dir: string, binDir: string, ports: ControlPlane['ports'], opts: ControlPlaneOptions) {
+  private constructor(dir: string, binDir: string, ports: ControlPlane['ports'], opts: ControlPlaneOptions, external?: { server: string; kubeconfig: string }) {
     this.dir = dir;
     this.binDir = binDir;
     this.ports = ports;
     this.opts = opts;
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.external = external !== undefined;
+    this.server = external?.server ?? `https://127.0.0.1:${ports.apiserver}`;
     this.caPath = path.join(dir, 'pki', 'ca.crt');
-    this.adminKubeconfig = path.join(dir, 'admin.kubeconfig');
+    this.adminKubeconfig = external?.kubeconfig ?? path.join(dir, 'admin.kubeconfig');
   }
 
+  /**
+   * Start a control plane, or attach to the cluster whose admin kubeconfig is in
+   * $TLSBOOT_E2E_KUBECONFIG (make e2e-kind). The cluster must have kubeadm's bootstrap bindings.
+   */
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const binDir = opts.binDir ?? process.env['TLSBOOT_CONTROLPLANE_BIN'] ?? (await buildBinaries());
+    const attach = process.env['TLSBOOT_E2E_KUBECONFIG'];
+    if (attach) return ControlPlane.attach(attach, binDir, opts);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-cp-'));
     const ports = { etcd: await freePort(), peer: await freePort(), apiserver: await freePort(), kcm: await freePort() };
     const cp = new ControlPlane(dir, binDir, ports, opts);
@@ -66,6 +77,16 @@ export class ControlPlane {
       await cp.stop({ keepLogs: true });
       throw new Error(`control plane did not start (logs in ${dir}): ${(err as Error).message}`);
     }
+    return cp;
+  }
+
+  private static async attach(kubeconfig: string, binDir: string, opts: ControlPlaneOptions): Promise<ControlPlane> {
+    const config = await readKubeconfig(kubeconfig);
+    if (!config.caPem) throw new Error(`${kubeconfig}: needs the cluster CA (certificate-authority-data)`);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-ext-'));
+    const cp = new ControlPlane(dir, binDir, { etcd: 0, peer: 0, apiserver: 0, kcm: 0 }, opts, { server: config.server, kubeconfig });
+    await fs.mkdir(path.join(dir, 'pki'));
+    await fs.writeFile(cp.caPath, config.caPem);
     return cp;
   }
 
@@ -132,6 +153,10 @@ export class ControlPlane {
     child.stdout?.pipe(out, { end: false });
     child.stderr?.pipe(out, { end: false });
     child.on('exit', () => out.end());
+    child.on('error', (err) => {
+      this.spawnErrors.set(name, err);
+      out.end(`spawn failed: ${err.message}\n`);
+    });
     this.procs.set(name, child);
     return child;
   }
@@ -148,6 +173,7 @@ export class ControlPlane {
   }
 
   async startApiserver(): Promise<void> {
+    this.local('start kube-apiserver');
     this.spawnLogged('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${this.ports.etcd}`,
       '--bind-address=127.0.0.1', `--secure-port=${this.ports.apiserver}`,
@@ -189,7 +215,12 @@ export class ControlPlane {
     await this.startApiserver();
   }
 
+  private local(what: string): void {
+    if (this.external) throw new Error(`cannot ${what} of a cluster tlsboot did not start`);
+  }
+
   async stopProcess(name: string): Promise<void> {
+    this.local(`stop ${name}`);
     const child = this.procs.get(name);
     this.procs.delete(name);
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
@@ -206,6 +237,8 @@ export class ControlPlane {
     const child = this.procs.get(name);
     const start = Date.now();
     while (Date.now() - start < timeoutMs) {
+      const spawnError = this.spawnErrors.get(name);
+      if (spawnError) throw new Error(`${name} could not be started: ${spawnError.message}`);
       if (child && (child.exitCode !== null || child.signalCode !== null)) {
         const log = await fs.readFile(path.join(this.dir, `${name}.log`), 'utf8').catch(() => '');
         throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${log.split('\n').slice(-5).join(' | ')}`);
@@ -283,7 +316,7 @@ export class ControlPlane {
   }
 
   async stop(opts: { keepLogs?: boolean } = {}): Promise<void> {
-    for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd']) await this.stopProcess(name);
+    if (!this.external) for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd']) await this.stopProcess(name);
     if (opts.keepLogs) {
       for (const entry of await fs.readdir(this.dir)) {
         if (!entry.endsWith('.log')) await fs.rm(path.join(this.dir, entry), { recursive: true, force: true });

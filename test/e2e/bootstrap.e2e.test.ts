@@ -25,7 +25,7 @@ const manualToken = await cp.createToken({ groups: ['system:bootstrappers:manual
 const requestOf = (c: CsrObject): string => Buffer.from(c.spec.request, 'base64').toString();
 const byUser = (u: string) => (c: CsrObject): boolean => c.spec.username === u;
 
-t.test('the control plane reports its real release', async (t) => {
+t.test('the control plane reports its real release', { skip: cp.external ? 'an external cluster has its own version' : false }, async (t) => {
   const v = JSON.parse(await cp.kubectl(['version', '-o', 'json'])) as { serverVersion: { gitVersion: string } };
   t.equal(v.serverVersion.gitVersion, 'v1.36.3');
 });
@@ -171,7 +171,9 @@ t.test('a rejected (unknown) token: exit 2 and what to do', async (t) => {
   t.match(res.output, /were rejected \(401 Unauthorized\).*Create a new bootstrap token/);
 });
 
-t.test('kube-apiserver restarted while waiting, and down at start: recovers without a new CSR', async (t) => {
+t.test('kube-apiserver restarted while waiting, and down at start: recovers without a new CSR', {
+  skip: cp.external ? 'needs to stop and start kube-apiserver, which only the local control plane allows' : false,
+}, async (t) => {
   const node = await makeNode(t, cp, 'node-apiserver-restart', manualToken);
   const p = startTlsboot(t, node.args('--once'));
   const m = await p.waitFor(/approve="kubectl certificate approve (node-csr-[\w-]+)"/);
