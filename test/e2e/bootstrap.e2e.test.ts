@@ -119,6 +119,21 @@ t.test('no auto-approve binding: stays Pending with the approve command; kubectl
   t.ok((await fs.lstat(path.join(node.pki, 'kubelet-client-current.pem'))).isSymbolicLink());
 });
 
+t.test('restart mid-wait: the same CSR is found again by its name and reused', async (t) => {
+  const node = await makeNode(t, cp, 'node-midwait', manualToken);
+  const first = await runCli(node.args('--once', '--approval-timeout', '2s'));
+  t.equal(first.code, 1);
+  const name = /approve it with: kubectl certificate approve (node-csr-[\w-]+)/.exec(first.output)?.[1];
+  t.ok(name, first.output);
+  t.ok((await listDir(node.pki)).includes('kubelet-client.key.tmp'), 'the bootstrap key waits for the next start');
+  const p = startTlsboot(t, node.args('--once'));
+  await p.waitFor(/reusing the certificate signing request made earlier/);
+  await cp.kubectl(['certificate', 'approve', name!]);
+  t.equal(await p.exited, 0, p.output);
+  t.equal((await csrsBy(cp, byUser(`system:bootstrap:${manualToken.id}`))).filter((c) => c.metadata.name === name).length, 1);
+  t.notOk((await listDir(node.pki)).includes('kubelet-client.key.tmp'));
+});
+
 t.test('kubectl certificate deny: exit 3 with the reason', async (t) => {
   const node = await makeNode(t, cp, 'node-denied', manualToken);
   const p = startTlsboot(t, node.args('--once'));
