@@ -36,8 +36,14 @@ export interface AgentOptions {
   log?: Logger;
   rand?: Random;
   now?: () => Date;
-  /** Called each time a new certificate is in place (for notify and hooks). */
+  /** Replaces the bootstrap kubeconfig's token (a systemd credential, say); read each attempt. */
+  bootstrapTokenFile?: string;
+  /** Called each time a new certificate is in place (for outputs and hooks). */
   onCertificate?: (state: CredentialState) => void | Promise<void>;
+  /** Called whenever run() has made sure a valid certificate is on disk (for readiness). */
+  onValid?: (state: CredentialState) => void | Promise<void>;
+  /** Called for each failed attempt, before the retry. */
+  onAttemptError?: (err: unknown) => void;
   watchTimeoutSeconds?: number;
 }
 
@@ -49,6 +55,8 @@ export interface CredentialState {
   deadline: Date;
   /** The CSR that produced it, when it was issued during this call. */
   csrName?: string;
+  /** Seconds from the CSR's creation to the issued certificate, when issued during this call. */
+  issuanceSeconds?: number;
 }
 
 interface Current {
@@ -97,6 +105,7 @@ export class Agent {
     let early = 0;
     while (!signal.aborted) {
       const state = await this.ensure(signal, force);
+      await this.opts.onValid?.(state);
       let next = state.deadline;
       if (next.getTime() <= this.now().getTime()) {
         // The signer hands out certificates that are due at once; do not spin.
@@ -122,6 +131,7 @@ export class Agent {
         return await attempt();
       } catch (err) {
         if (signal.aborted) throw err;
+        this.opts.onAttemptError?.(err);
         if (!this.retryable(err)) throw err;
         const delay = retryDelayMs(failures, this.rand);
         this.log.warn('could not get a certificate; will retry', { error: errorMessage(err), attempt: failures, retryInMs: Math.round(delay) });
@@ -219,10 +229,10 @@ export class Agent {
   }
 
   private async finish(
-    api: ApiClient, created: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal, fromBootstrap: boolean,
+    api: ApiClient, csr: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal, fromBootstrap: boolean,
   ): Promise<CredentialState> {
-    const name = created.metadata.name ?? '';
-    const chainPem = await waitForCertificate(api, created, {
+    const name = csr.metadata.name ?? '';
+    const chainPem = await waitForCertificate(api, csr, {
       signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? 15 * 60_000,
       ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
     });
@@ -233,6 +243,9 @@ export class Agent {
     await this.store.prune();
     const leaf = chain[0]!;
     const state = this.stateOf(leaf, file, this.deadlineOf(leaf), name);
+    const createdAt = Date.parse(csr.metadata.creationTimestamp ?? '');
+    // creationTimestamp has whole seconds; never report less than nothing
+    if (Number.isFinite(createdAt)) state.issuanceSeconds = Math.max(0, (this.now().getTime() - createdAt) / 1000);
     this.log.info('client certificate issued and written', {
       csr: name, file, notAfter: leaf.notAfter.toISOString(), nextRotation: state.deadline.toISOString(),
     });
@@ -305,6 +318,12 @@ export class Agent {
     } catch (err) {
       const why = errorMessage(err);
       throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig}, and the bootstrap kubeconfig is unusable: ${why}`);
+    }
+    if (this.opts.bootstrapTokenFile) {
+      const token = (await readIfExists(this.opts.bootstrapTokenFile))?.toString('utf8').trim();
+      if (!token || /\s/.test(token)) throw new ConfigError(`${this.opts.bootstrapTokenFile}: the bootstrap token file is missing, empty or malformed`);
+      config.token = token;
+      config.tokenFile = this.opts.bootstrapTokenFile;
     }
     if (config.insecureSkipTlsVerify && !this.opts.allowInsecureBootstrap) {
       throw new ConfigError(`${file}: insecure-skip-tls-verify is set; add the cluster CA (certificate-authority-data) or pass --allow-insecure-bootstrap`);

@@ -6,6 +6,7 @@ import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue }
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 import { createLogger, redact, type LogFormat, type Logger } from './log.js';
+import { parseDuration } from './schedule.js';
 import { VERSION } from './version.js';
 
 export interface CliIo {
@@ -20,20 +21,6 @@ const defaultIo: CliIo = {
   stderr: (t) => process.stderr.write(t),
   onSignal: (name, handler) => process.on(name, handler),
 };
-
-/** Parse a duration: "15m", "90s", "1h30m", "500ms", or a bare number of seconds. */
-export function parseDuration(value: string | number, flag: string): number {
-  if (typeof value === 'number' || /^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/g;
-  let total = 0;
-  let consumed = '';
-  for (const m of value.matchAll(re)) {
-    total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
-    consumed += m[0];
-  }
-  if (consumed !== value || total <= 0) throw new ConfigError(`--${flag} ${JSON.stringify(value)} is not a duration like 15m, 90s or 1h`);
-  return total;
-}
 
 const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed.\n' +
   'Every flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.';
@@ -131,7 +118,7 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
       ...(a['bootstrap-kubeconfig'] ? { bootstrapKubeconfig: a['bootstrap-kubeconfig'] } : {}),
       certDir: a['cert-dir'],
       identity: buildIdentity(a['node-name'], overridesFrom(a)),
-      approvalTimeoutMs: parseDuration(a['approval-timeout'], 'approval-timeout'),
+      approvalTimeoutMs: parseDuration(a['approval-timeout'], '--approval-timeout'),
       allowInsecureBootstrap: a['allow-insecure-bootstrap'],
       keep: a.keep,
       once: a.once,

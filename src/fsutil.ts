@@ -6,6 +6,9 @@ import path from 'node:path';
 
 export interface WriteOptions {
   mode: number;
+  /** Owner and group, applied before the rename. */
+  uid?: number;
+  gid?: number;
   /** Create missing parent folders with this mode (default 0o755, like kubelet). */
   dirMode?: number;
 }
@@ -19,6 +22,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
     await handle.writeFile(data);
     // The umask may have narrowed the mode at creation; set it exactly.
     await handle.chmod(opts.mode);
+    if (opts.uid !== undefined || opts.gid !== undefined) await handle.chown(opts.uid ?? -1, opts.gid ?? -1);
     await handle.sync();
   } catch (err) {
     await handle.close();

@@ -1,5 +1,6 @@
 // When to rotate and how long to wait between attempts.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConfigError } from './errors.js';
 
 export type Random = () => number;
 
@@ -49,4 +50,22 @@ export async function sleepUntil(
       return false;
     }
   }
+}
+
+/** Parse a duration: "15m", "90s", "1h30m", "500ms", or a bare number of seconds. */
+export function parseDuration(value: unknown, where: string): number {
+  if (typeof value === 'number' && value > 0) return value * 1000;
+  if (typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return Number(value) * 1000;
+  let total = 0;
+  let consumed = '';
+  if (typeof value === 'string') {
+    for (const m of value.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
+      total += Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+      consumed += m[0];
+    }
+  }
+  if (typeof value !== 'string' || consumed !== value || total <= 0) {
+    throw new ConfigError(`${where} ${JSON.stringify(value)} is not a duration like 15m, 90s or 1h`);
+  }
+  return total;
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
-import { envArguments, main, parseDuration } from '../../src/cli.js';
+import { envArguments, main } from '../../src/cli.js';
+import { parseDuration } from '../../src/schedule.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { runCli, runInProcess, tempDir } from '../support/helpers.js';
 
