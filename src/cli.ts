@@ -3,6 +3,7 @@
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
 import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import type { DaemonConfig, IdentityConfig } from './config.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 import { createLogger, redact, type LogFormat, type Logger } from './log.js';
@@ -26,7 +27,10 @@ const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration 
   'Every flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.';
 
 interface RunArgs {
-  kubeconfig: string;
+  config?: string;
+  kubeconfig?: string;
+  'metrics-address'?: string;
+  systemctl?: string;
   'bootstrap-kubeconfig'?: string;
   'cert-dir': string;
   'node-name': string;
@@ -48,7 +52,8 @@ interface RunArgs {
 }
 
 const RUN_OPTIONS: Record<string, Options> = {
-  kubeconfig: { type: 'string', demandOption: true, describe: 'kubeconfig to write (and use once it holds a valid certificate)' },
+  config: { type: 'string', describe: 'YAML config with one or more identities (instead of the single-identity flags)' },
+  kubeconfig: { type: 'string', describe: 'kubeconfig to write (and use once it holds a valid certificate)' },
   'bootstrap-kubeconfig': { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' },
   'cert-dir': { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' },
   'node-name': { type: 'string', default: os.hostname().toLowerCase(), defaultDescription: 'host name, lower-cased', describe: 'node name: identity system:node:<name>' },
@@ -67,7 +72,19 @@ const RUN_OPTIONS: Record<string, Options> = {
   'allow-insecure-bootstrap': { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' },
   'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
   v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
+  'metrics-address': { type: 'string', describe: 'serve /metrics, /healthz, /readyz on host:port (e.g. 127.0.0.1:9717)' },
+  systemctl: { type: 'string', describe: 'the systemctl that reloadUnit hooks run (default: systemctl from PATH)' },
 };
+
+const STATUS_KEYS = ['config', 'kubeconfig', 'cert-dir', 'node-name', 'signer-name', 'common-name', 'organization', 'file-prefix', 'key-algorithm', 'keep', 'approval-timeout', 'allow-insecure-bootstrap'];
+
+function statusOptions(y: Argv): Argv<StatusArgs> {
+  const opts = Object.fromEntries(STATUS_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));
+  return y.options({ ...opts, json: { type: 'boolean', default: false, describe: 'print JSON' } })
+    .epilogue('Exit codes: 0 all fine, 1 a certificate in its last 10 % of life or a hook failing, 2 a certificate missing or expired.') as unknown as Argv<StatusArgs>;
+}
+
+type StatusArgs = RunArgs & { json: boolean };
 
 function runOptions(y: Argv): Argv<RunArgs> {
   return y.options(RUN_OPTIONS).epilogue(EPILOGUE) as unknown as Argv<RunArgs>;
@@ -79,9 +96,9 @@ function runOptions(y: Argv): Argv<RunArgs> {
  * variable in the environment must not stop the daemon (yargs' .env() with .strict() would).
  */
 export function envArguments(argv: string[], env: NodeJS.ProcessEnv): string[] {
-  if (argv[0] !== 'run') return [];
+  const flags = argv[0] === 'run' ? Object.keys(RUN_OPTIONS) : argv[0] === 'status' ? STATUS_KEYS : [];
   const out: string[] = [];
-  for (const flag of Object.keys(RUN_OPTIONS)) {
+  for (const flag of flags) {
     const value = env[`TLSBOOT_${flag.toUpperCase().replace(/-/g, '_')}`];
     const given = argv.some((a) => a === `--${flag}` || a.startsWith(`--${flag}=`) || (flag === 'v' && /^-v/.test(a)));
     if (value !== undefined && value !== '' && !given) out.push(`--${flag}=${value}`);
@@ -105,42 +122,68 @@ function overridesFrom(a: RunArgs): IdentityOverrides {
 async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
   const log = createLogger({ format: a['log-format'] as LogFormat, verbosity: a.v, write: (l) => io.stderr(l + '\n') });
   const controller = new AbortController();
-  let wake = new AbortController();
-  io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
-  io.onSignal?.('SIGINT', () => controller.abort(new Error('SIGINT')));
-  io.onSignal?.('SIGUSR1', () => wake.abort());
   try {
-    if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
+    const config = await configFrom(a);
     // Loaded here, not at the top: `version` and `--help` need none of the heavy modules.
-    const { Agent } = await import('./agent.js');
-    const agent = new Agent({
-      kubeconfig: a.kubeconfig,
-      ...(a['bootstrap-kubeconfig'] ? { bootstrapKubeconfig: a['bootstrap-kubeconfig'] } : {}),
-      certDir: a['cert-dir'],
-      identity: buildIdentity(a['node-name'], overridesFrom(a)),
-      approvalTimeoutMs: parseDuration(a['approval-timeout'], '--approval-timeout'),
-      allowInsecureBootstrap: a['allow-insecure-bootstrap'],
-      keep: a.keep,
-      once: a.once,
-      log,
+    const [{ Daemon }, { Notifier }] = await Promise.all([import('./daemon.js'), import('./notify.js')]);
+    const daemon = new Daemon(config, { log, notifier: new Notifier(log), ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
+    io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
+    io.onSignal?.('SIGINT', () => controller.abort(new Error('SIGINT')));
+    io.onSignal?.('SIGUSR1', () => daemon.rotateNow());
+    io.onSignal?.('SIGHUP', () => {
+      if (config.file) void daemon.reload();
+      else log.info('SIGHUP: nothing to reload without --config');
     });
-    if (a.once) {
-      const state = await agent.ensure(controller.signal);
-      log.info('a valid client certificate is on disk', { file: state.file, notAfter: state.notAfter.toISOString(), nextRotation: state.deadline.toISOString() });
-      return ExitCode.ok;
-    }
-    await agent.run(controller.signal, () => {
-      if (wake.signal.aborted) wake = new AbortController();
-      return wake.signal;
-    });
+    if (a.once) return await daemon.runOnce(controller.signal);
+    const code = await daemon.run(controller.signal);
     log.info('stopped');
-    return ExitCode.ok;
+    return code;
   } catch (err) {
     if (controller.signal.aborted) {
       log.info('stopped');
       return ExitCode.ok;
     }
     return report(err, log);
+  }
+}
+
+/** --config FILE, or one identity from the flags. */
+async function configFrom(a: RunArgs | StatusArgs): Promise<DaemonConfig> {
+  if (a.config) {
+    if (a.kubeconfig) throw new ConfigError('give either --config or --kubeconfig (with the other single-identity flags), not both');
+    const { loadConfig } = await import('./config.js');
+    const cfg = await loadConfig(a.config);
+    if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
+    return cfg;
+  }
+  if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required (or --config FILE for several identities)');
+  if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
+  const identity = buildIdentity(a['node-name'], overridesFrom(a));
+  const one: IdentityConfig = {
+    name: identity.filePrefix,
+    kubeconfig: a.kubeconfig,
+    certDir: a['cert-dir'],
+    identity,
+    approvalTimeoutMs: parseDuration(a['approval-timeout'], '--approval-timeout'),
+    keep: a.keep,
+    allowInsecureBootstrap: a['allow-insecure-bootstrap'],
+    outputs: [],
+    hooks: [],
+  };
+  if (a['bootstrap-kubeconfig']) one.bootstrapKubeconfig = a['bootstrap-kubeconfig'];
+  const cfg: DaemonConfig = { identities: [one] };
+  if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
+  return cfg;
+}
+
+async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
+  try {
+    const { readStatus, formatStatus } = await import('./status.js');
+    const { code, identities } = await readStatus(await configFrom(a));
+    io.stdout(a.json ? JSON.stringify({ identities }, null, 2) + '\n' : formatStatus(identities));
+    return code;
+  } catch (err) {
+    return report(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
   }
 }
 
@@ -165,10 +208,14 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
       if (failed) return;
       code = await runCommand(a as unknown as RunArgs, io);
     })
+    .command('status', 'show the certificates on disk, their expiry and next rotation', statusOptions, async (a) => {
+      if (failed) return;
+      code = await statusCommand(a as unknown as StatusArgs, io);
+    })
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION}\n`);
     })
-    .demandCommand(1, 'name a command: run or version')
+    .demandCommand(1, 'name a command: run, status or version')
     .strict()
     .help()
     .alias('help', 'h')

@@ -88,6 +88,7 @@ export function nodeArgs(dir: string, bootstrap: string, extra: string[] = []): 
   return ['run', '--kubeconfig', path.join(dir, 'kubeconfig'), '--bootstrap-kubeconfig', bootstrap, '--cert-dir', path.join(dir, 'pki'), ...extra];
 }
 
+/** The visible entries of a folder (tlsboot's state file is a dotfile), sorted. */
 export async function listDir(dir: string): Promise<string[]> {
-  return (await fs.readdir(dir).catch(() => [] as string[])).sort();
+  return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.')).sort();
 }

@@ -16,9 +16,10 @@ t.test('version and help', async (t) => {
 });
 
 const usage: Array<[string[], RegExp]> = [
-  [[], /name a command: run or version/],
+  [[], /name a command: run, status or version/],
   [['bogus'], /Unknown argument: bogus/],
-  [['run'], /Missing required argument: kubeconfig/],
+  [['run'], /--kubeconfig is required \(or --config FILE for several identities\)/],
+  [['run', '--config', 'c.yaml', '--kubeconfig', 'k'], /give either --config or --kubeconfig/],
   [['run', '--kubeconfig', 'k', '--key-algorithm', 'dsa'], /Invalid values: Argument: key-algorithm, Given: "dsa", Choices: "ecdsa-p256"/],
   [['run', '--kubeconfig', 'k', '--expiration-seconds', '599'], /--expiration-seconds must be a whole number of at least 600/],
   [['run', '--kubeconfig', 'k', '--approval-timeout', 'soon'], /--approval-timeout "soon" is not a duration/],
