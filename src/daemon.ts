@@ -3,6 +3,7 @@
 // has a valid certificate on disk. SIGHUP (or an edit of the config file) reloads; an invalid
 // config keeps the old one running. Outputs changed or deleted by hand are restored.
 import { watch, type FSWatcher } from 'chokidar';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Agent, type CredentialState } from './agent.js';
 import { loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
@@ -61,6 +62,7 @@ export class Daemon {
   private watcher: FSWatcher | undefined;
   private stopping = false;
   private reloadChain: Promise<void> = Promise.resolve();
+  private configTimer: NodeJS.Timeout | undefined;
   metricsPort: number | undefined;
 
   constructor(config: DaemonConfig, opts: DaemonOptions) {
@@ -111,8 +113,9 @@ export class Daemon {
       this.log.info('serving metrics', { address: this.config.metrics.address, port: this.metricsPort });
     }
     this.opts.notifier.startWatchdog();
-    await this.startSlots(await this.buildSlots(this.config, false));
-    this.startWatching();
+    this.slots = await this.buildSlots(this.config, false);
+    await this.startWatching();
+    await this.startSlots(this.slots);
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       signal.addEventListener('abort', () => resolve(), { once: true });
@@ -153,8 +156,9 @@ export class Daemon {
     await this.stopSlots();
     this.config = next;
     this.readySent = false;
+    this.slots = slots;
+    await this.startWatching();
     await this.startSlots(slots);
-    this.startWatching();
   }
 
   private async buildSlots(config: DaemonConfig, once: boolean): Promise<Slot[]> {
@@ -249,8 +253,12 @@ export class Daemon {
     return written;
   }
 
-  private startWatching(): void {
-    void this.watcher?.close();
+  /**
+   * Watch output folders (chokidar sees nothing for a file whose folder does not exist yet, so
+   * the folders are made now, as the first write would), the bootstrap inputs and the config.
+   */
+  private async startWatching(): Promise<void> {
+    await this.watcher?.close();
     const outputs = new Map<string, Slot>();
     const inputs: string[] = [];
     for (const s of this.slots) {
@@ -258,19 +266,30 @@ export class Daemon {
       if (s.cfg.bootstrapKubeconfig) inputs.push(s.cfg.bootstrapKubeconfig);
       if (s.cfg.bootstrapTokenFile) inputs.push(s.cfg.bootstrapTokenFile);
     }
-    const files = [...outputs.keys(), ...inputs, ...(this.config.file ? [this.config.file] : [])];
-    if (files.length === 0) return;
-    this.watcher = watch(files, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 200, pollInterval: 50 } });
-    this.watcher.on('all', (event, file) => {
+    const dirs = [...new Set([...outputs.keys()].map((f) => path.dirname(f)))];
+    for (const d of dirs) await fs.mkdir(d, { recursive: true, mode: 0o755 });
+    const targets = [...dirs, ...inputs, ...(this.config.file ? [this.config.file] : [])];
+    if (targets.length === 0) return;
+    // No awaitWriteFinish: it swallows a delete that follows our own write closely, and outputs
+    // converge anyway (they are compared with what they should hold).
+    const watcher = watch(targets, { ignoreInitial: true, depth: 0 });
+    this.watcher = watcher;
+    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
+    watcher.on('all', (event, file) => {
       const abs = path.resolve(file);
+      this.log.debug(4, 'file event', { event, file: abs });
       const slot = outputs.get(abs);
-      if (slot && (event === 'unlink' || event === 'change') && slot.state) {
+      if (slot && ['unlink', 'change', 'add'].includes(event) && slot.state) {
         void this.syncOutputs(slot).then((written) => {
           if (written.includes(abs)) this.log.warn('restored an output that was changed or removed', { identity: slot.cfg.name, file: abs, event });
         }).catch((err: unknown) => this.log.error('could not restore an output', { file: abs, error: errorMessage(err) }));
       } else if (abs === this.config.file && (event === 'change' || event === 'add')) {
-        this.log.info('the config file changed; reloading', { file: abs });
-        void this.reload();
+        // An editor may write in several steps: reload once it has been quiet for a moment.
+        clearTimeout(this.configTimer);
+        this.configTimer = setTimeout(() => {
+          this.log.info('the config file changed; reloading', { file: abs });
+          void this.reload();
+        }, 300);
       } else if (inputs.includes(abs)) {
         this.log.info('bootstrap credentials changed; they are used from the next attempt', { file: abs, event });
       }
@@ -316,6 +335,7 @@ export class Daemon {
 
   private async shutdown(): Promise<ExitCodeValue> {
     this.stopping = true;
+    clearTimeout(this.configTimer);
     await this.opts.notifier.stopping();
     await this.watcher?.close();
     await this.stopSlots();
