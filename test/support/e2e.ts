@@ -33,8 +33,8 @@ export async function makeNode(t: Test, cp: ControlPlane, name: string, token: T
   };
 }
 
-export function startTlsboot(t: Test, args: string[]): CliProcess {
-  const p = new CliProcess(args);
+export function startTlsboot(t: Test, args: string[], env: Record<string, string> = {}): CliProcess {
+  const p = new CliProcess(args, env);
   t.teardown(async () => {
     if (p.child.exitCode === null) await p.stop('SIGKILL');
     if (!t.passing()) t.comment(`tlsboot output:\n${p.output}`);

@@ -7,15 +7,31 @@ import { CLI, ROOT, tempDir } from '../support/helpers.js';
 
 const run = promisify(execFile);
 
-t.test('systemd units pass systemd-analyze verify', async (t) => {
-  const units = (await fs.readdir(path.join(ROOT, 'systemd'))).filter((f) => /\.(service|timer|conf)$/.test(f));
-  t.ok(units.length > 0);
+t.test('systemd units, template instances and drop-ins pass systemd-analyze verify without a warning', async (t) => {
+  const src = path.join(ROOT, 'systemd');
   const dir = await tempDir(t);
-  for (const unit of units) {
-    // the analyzer checks that ExecStart binaries exist: point them at the built CLI
-    const text = (await fs.readFile(path.join(ROOT, 'systemd', unit), 'utf8')).replaceAll('/usr/bin/tlsboot', CLI);
-    await fs.writeFile(path.join(dir, unit), text);
-    const res = await run('systemd-analyze', ['verify', path.join(dir, unit)]).then(() => ({ ok: true, out: '' }), (e: { stderr: string }) => ({ ok: false, out: e.stderr }));
-    t.ok(res.ok, `${unit}: ${res.out}`);
+  const toVerify: string[] = [];
+  for (const entry of await fs.readdir(src, { withFileTypes: true })) {
+    if (entry.isFile() && entry.name.endsWith('.service')) {
+      // the analyzer checks that ExecStart binaries exist: point them at the built CLI
+      const text = (await fs.readFile(path.join(src, entry.name), 'utf8')).replaceAll('/usr/bin/tlsboot', CLI);
+      await fs.writeFile(path.join(dir, entry.name), text);
+      toVerify.push(entry.name.endsWith('@.service') ? entry.name.replace('@.service', '@haproxy.service') : entry.name);
+    } else if (entry.isDirectory() && entry.name.endsWith('.service.d')) {
+      // a drop-in for a workload unit: verify it on a stub of that unit
+      const unit = entry.name.slice(0, -2);
+      await fs.mkdir(path.join(dir, entry.name));
+      for (const f of await fs.readdir(path.join(src, entry.name))) await fs.copyFile(path.join(src, entry.name, f), path.join(dir, entry.name, f));
+      await fs.writeFile(path.join(dir, unit), '[Unit]\nDescription=stub\n[Service]\nExecStart=/bin/true\n');
+      toVerify.push(unit);
+    }
+  }
+  t.ok(toVerify.includes('tlsboot.service') && toVerify.includes('tlsboot@haproxy.service') && toVerify.includes('keepalived.service'));
+  const res = await run('systemd-analyze', ['verify', ...toVerify], { cwd: dir, env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } })
+    .then((r) => r.stderr, (e: { stderr: string }) => `FAILED ${e.stderr}`);
+  t.equal(res.trim(), '', 'no errors or warnings');
+  const unit = await fs.readFile(path.join(src, 'tlsboot.service'), 'utf8');
+  for (const line of ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=', 'LoadCredential=bootstrap-token:', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'ExecReload=/bin/kill -HUP $MAINPID', 'RestartPreventExitStatus=2 3']) {
+    t.ok(unit.includes(line), line);
   }
 });
