@@ -9,7 +9,7 @@ import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import {
-  ApiError, ApprovalTimeoutError, CertificateMismatchError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
+  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
 } from './errors.js';
 import { readIfExists, writeFileAtomic } from './fsutil.js';
 import { type Identity, usagesFor } from './identity.js';
@@ -141,6 +141,8 @@ export class Agent {
   }
 
   private retryable(err: unknown): boolean {
+    // A rejected token may be replaced while we wait (kubelet retries 401s for ever too).
+    if (err instanceof BootstrapTokenRejectedError) return !this.opts.once;
     if (err instanceof ConfigError || err instanceof CsrRejectedError) return false;
     if (!this.opts.once) return true;
     // --once: wait out what may heal by itself (server down, CSR deleted), not what needs a human.
@@ -335,8 +337,8 @@ export class Agent {
     throw new ConfigError(`${file}: the current user has no token, tokenFile or client certificate to bootstrap with`);
   }
 
-  private tokenRejected(config: ClientConfig, err: ApiError): ConfigError {
-    return new ConfigError(
+  private tokenRejected(config: ClientConfig, err: ApiError): BootstrapTokenRejectedError {
+    return new BootstrapTokenRejectedError(
       `the bootstrap credentials in ${config.file} were rejected (${err.status} ${err.reason || 'Unauthorized'}): the token has expired or was deleted. ` +
         `Create a new bootstrap token (kubeadm token create, or tlsboot token create) and put it in ${config.tokenFile ?? config.file}`,
     );

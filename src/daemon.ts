@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Agent, type CredentialState } from './agent.js';
 import { loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
-import { ApiError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue } from './errors.js';
 import { writeFileAtomic } from './fsutil.js';
 import { HookRunner } from './hooks.js';
 import { readKubeconfig } from './kubeconfig.js';
@@ -63,6 +63,7 @@ export class Daemon {
   private stopping = false;
   private reloadChain: Promise<void> = Promise.resolve();
   private configTimer: NodeJS.Timeout | undefined;
+  private readonly fatal = new AbortController();
   metricsPort: number | undefined;
 
   constructor(config: DaemonConfig, opts: DaemonOptions) {
@@ -116,14 +117,10 @@ export class Daemon {
     this.slots = await this.buildSlots(this.config, false);
     await this.startWatching();
     await this.startSlots(this.slots);
-    await new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      signal.addEventListener('abort', () => resolve(), { once: true });
-      // Every identity failing for good also ends the run.
-      void Promise.all(this.slots.map((s) => s.done)).then(() => {
-        if (this.slots.every((s) => s.fatal)) resolve();
-      });
-    });
+    // An identity that failed for good (denied, misconfigured) ends the run: the others' files
+    // stay valid on disk, and systemd shows the failure instead of waiting for READY for ever.
+    const end = AbortSignal.any([signal, this.fatal.signal]);
+    if (!end.aborted) await new Promise((resolve) => end.addEventListener('abort', resolve, { once: true }));
     return this.shutdown();
   }
 
@@ -197,6 +194,7 @@ export class Daemon {
         this.log.error('identity stopped: it needs attention', { identity: slot.cfg.name, error: slot.lastError });
         void this.writeState(slot);
         void this.opts.notifier.status(this.statusLine());
+        this.fatal.abort();
       });
     }
   }
@@ -235,8 +233,7 @@ export class Daemon {
 
   private onAttemptError(slot: Slot, err: unknown): void {
     slot.lastError = errorMessage(err);
-    const reason = err instanceof ApiError ? (err.reason || (err.status ? String(err.status) : 'unreachable')) : err instanceof Error ? err.name : 'unknown';
-    this.metrics.rotationErrors.inc({ identity: slot.cfg.name, reason });
+    this.metrics.rotationErrors.inc({ identity: slot.cfg.name, reason: errorReason(err) });
     void this.writeState(slot);
     void this.opts.notifier.status(this.statusLine());
   }
@@ -342,8 +339,7 @@ export class Daemon {
     this.hooks.stop();
     await this.metrics.close();
     await this.opts.notifier.flush();
-    const fatal = this.slots.map((s) => s.fatal).find(Boolean);
-    return this.slots.every((s) => s.fatal) && fatal ? fatal.exitCode : ExitCode.ok;
+    return this.slots.map((s) => s.fatal).find(Boolean)?.exitCode ?? ExitCode.ok;
   }
 }
 

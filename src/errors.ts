@@ -25,6 +25,9 @@ export class ConfigError extends TlsbootError {
   }
 }
 
+/** The bootstrap token was refused (401): a new token fixes it, so the daemon keeps trying. */
+export class BootstrapTokenRejectedError extends ConfigError {}
+
 /** An error answer from the API server, or no answer at all (status 0). */
 export class ApiError extends TlsbootError {
   readonly status: number;
@@ -70,4 +73,16 @@ export class ApprovalTimeoutError extends TlsbootError {}
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** A short, stable reason for metrics labels. */
+export function errorReason(err: unknown): string {
+  if (err instanceof BootstrapTokenRejectedError) return 'Unauthorized';
+  if (err instanceof ApiError) return err.reason || (err.status ? String(err.status) : 'Unreachable');
+  if (err instanceof CsrRejectedError) return err.condition;
+  if (err instanceof ApprovalTimeoutError) return 'ApprovalTimeout';
+  if (err instanceof CertificateMismatchError) return 'CertificateMismatch';
+  if (err instanceof CsrGoneError) return 'CsrDeleted';
+  if (err instanceof ConfigError) return 'Config';
+  return 'Internal';
 }

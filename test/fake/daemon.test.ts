@@ -224,3 +224,54 @@ t.test('status: ok, expired (exit 2), missing (exit 2)', async (t) => {
   t.match(expired.stdout, /s1: expired/);
   t.ok(fake);
 });
+
+t.test('one identity denied ends the daemon with exit 3; the other\'s files stay', async (t) => {
+  const { fake, dir, bootstrap } = await setup(t);
+  const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'good')}${identity(dir, bootstrap, 'lb',
+    '    signerName: kubernetes.io/kube-apiserver-client\n    subject: { commonName: haproxy }\n    filePrefix: haproxy-client\n')}`);
+  const p = new CliProcess(['run', '--config', config]);
+  t.teardown(() => p.stop('SIGKILL'));
+  await until('both CSRs', () => fake.csrs.size === 2 && [...fake.csrs.values()].some((c) => c.status?.certificate));
+  await p.waitFor(/client certificate issued and written identity=good/);
+  t.notMatch(p.output, /ready: every identity/, 'not ready while lb is pending');
+  const pending = [...fake.csrs.values()].find((c) => !c.status?.certificate)!;
+  fake.deny(pending.metadata.name!, 'NotInInventory', 'lb is not a known load balancer');
+  t.equal(await p.exited, 3);
+  t.match(p.output, /identity stopped: it needs attention identity=lb error=".*was denied \(reason: NotInInventory/);
+  t.ok(await exists(path.join(dir, 'good/pki/kubelet-client-current.pem')));
+});
+
+t.test('a new bootstrap token is used from the next attempt; errors are counted by reason', async (t) => {
+  const { dir } = await setup(t);
+  const fake = await FakeApiServer.start({ tokens });
+  t.teardown(() => fake.stop());
+  const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'b2.kubeconfig'), 'qqqqqq.0123456789abcdef', { tokenFile: true });
+  const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 't1', `    bootstrapTokenFile: ${dir}/creds/token\n`)}metrics: { address: "127.0.0.1:0" }\n`);
+  await fs.mkdir(path.join(dir, 'creds'));
+  await fs.writeFile(path.join(dir, 'creds/token'), 'zzzzzz.0123456789abcdef\n');
+  const p = new CliProcess(['run', '--config', config]);
+  t.teardown(() => p.stop('SIGKILL'));
+  const port = Number((await p.waitFor(/serving metrics .*port=(\d+)/))[1]);
+  await p.waitFor(/could not get a certificate; will retry.*were rejected \(401 Unauthorized\)/);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.match(metrics, /tlsboot_rotation_errors_total\{identity="t1",reason="Unauthorized"\} [1-9]/);
+  t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503);
+  await fs.writeFile(path.join(dir, 'creds/token'), `${TOKEN}\n`);
+  await p.waitFor(/bootstrap credentials changed; they are used from the next attempt/);
+  await p.waitFor(/ready: every identity has a valid certificate/, 30_000);
+  t.equal([...fake.csrs.values()][0]?.spec.username, 'system:bootstrap:abcdef', 'the new token from the credential file');
+  t.notMatch(p.output, /0123456789abcdef/, 'no token in the logs');
+  t.equal(await p.stop('SIGTERM'), 0);
+});
+
+t.test('editing the config file reloads it: a new identity appears', async (t) => {
+  const { dir, bootstrap } = await setup(t);
+  const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'e1')}`);
+  const p = new CliProcess(['run', '--config', config]);
+  t.teardown(() => p.stop('SIGKILL'));
+  await p.waitFor(/ready: every identity/);
+  await fs.writeFile(config, `identities:\n${identity(dir, bootstrap, 'e1')}${identity(dir, bootstrap, 'e2')}`);
+  await p.waitFor(/the config file changed; reloading[\s\S]*client certificate issued and written identity=e2/, 20_000);
+  t.ok(await exists(path.join(dir, 'e2/pki/kubelet-client-current.pem')));
+  t.equal(await p.stop('SIGTERM'), 0);
+});

@@ -361,6 +361,7 @@ export class FakeApiServer {
   private watch(res: ServerResponse, name: string | undefined, q: URLSearchParams): void {
     const from = Number(q.get('resourceVersion') ?? '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    res.flushHeaders(); // the real apiserver answers a watch's headers at once
     const w: Watcher = { name, res, sent: from };
     if (from > 0 && from < this.compactedRv) {
       res.end(JSON.stringify({ type: 'ERROR', object: statusBody(410, 'Expired', `too old resource version: ${from} (${this.compactedRv})`) }) + '\n');
