@@ -8,38 +8,13 @@ import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { digestedName, parseCsrPem } from '../../src/csr.js';
 import { FakeApiServer } from '../support/fakeapi.js';
-import { CliProcess, listDir, runInProcess, tempDir } from '../support/helpers.js';
+import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
+import { CliProcess, listDir, runInProcess, tempDir, until } from '../support/helpers.js';
 
 const run = promisify(execFile);
-const TOKEN = 'abcdef.0123456789abcdef';
-const tokens = {
-  [TOKEN]: { username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:kubeadm:default-node-token'] },
-  'zzzzzz.0123456789abcdef': { username: 'system:bootstrap:zzzzzz', groups: ['system:bootstrappers'] },
-};
-
-async function setup(t: Test, opts: Parameters<typeof FakeApiServer.start>[0] = {}) {
-  const fake = await FakeApiServer.start({ tokens, ...opts });
-  t.teardown(() => fake.stop());
-  const dir = await tempDir(t);
-  const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'bootstrap.kubeconfig'), TOKEN);
-  const args = (...extra: string[]): string[] => [
-    'run', '--once', '--kubeconfig', path.join(dir, 'kubeconfig'), '--bootstrap-kubeconfig', bootstrap,
-    '--cert-dir', path.join(dir, 'pki'), '--node-name', 'node-1', ...extra,
-  ];
-  return { fake, dir, bootstrap, args, pki: path.join(dir, 'pki') };
-}
-
-
-async function waitUntil(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 t.test('fresh bootstrap writes kubelet\'s layout and a CSR shaped like kubelet\'s', async (t) => {
-  const { fake, dir, args, pki } = await setup(t);
+  const { fake, dir, args, pki } = await fakeNode(t);
   const res = await runInProcess(args());
   t.equal(res.code, 0, res.stderr);
   const files = await listDir(pki);
@@ -78,7 +53,7 @@ t.test('fresh bootstrap writes kubelet\'s layout and a CSR shaped like kubelet\'
 });
 
 t.test('restart with a valid certificate creates no CSR', async (t) => {
-  const { fake, args } = await setup(t);
+  const { fake, args } = await fakeNode(t);
   t.equal((await runInProcess(args())).code, 0);
   const before = fake.requests.length;
   const again = await runInProcess(args());
@@ -88,7 +63,7 @@ t.test('restart with a valid certificate creates no CSR', async (t) => {
 });
 
 t.test('restart mid-wait reuses the same CSR', async (t) => {
-  const { fake, args, pki } = await setup(t, { autoApprove: false });
+  const { fake, args, pki } = await fakeNode(t, { autoApprove: false });
   const first = await runInProcess(args('--approval-timeout', '1s'));
   t.equal(first.code, 1);
   const name = [...fake.csrs.keys()][0]!;
@@ -96,8 +71,8 @@ t.test('restart mid-wait reuses the same CSR', async (t) => {
   t.match(first.stderr, /waiting for the certificate signing request to be approved.*approve="kubectl certificate approve/);
   t.equal((await fs.stat(path.join(pki, 'kubelet-client.key.tmp'))).mode & 0o777, 0o600, 'key kept for the retry');
   const second = runInProcess(args());
-  await waitUntil(() => fake.requests.filter((r) => r.method === 'POST').length === 2, 'second POST');
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('second POST', () => fake.requests.filter((r) => r.method === 'POST').length === 2);
+  await until('watch', () => fake.watcherCount() === 1);
   fake.approve(name);
   const res = await second;
   t.equal(res.code, 0, res.stderr);
@@ -106,9 +81,9 @@ t.test('restart mid-wait reuses the same CSR', async (t) => {
 });
 
 t.test('denied: exit 3 with the reason, and a fresh key next time', async (t) => {
-  const { fake, args, pki } = await setup(t, { autoApprove: false });
+  const { fake, args, pki } = await fakeNode(t, { autoApprove: false });
   const p = runInProcess(args());
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('watch', () => fake.watcherCount() === 1);
   const name = [...fake.csrs.keys()][0]!;
   fake.deny(name, 'NotOnMyWatch', 'node-1 is not in the inventory');
   const res = await p;
@@ -119,9 +94,9 @@ t.test('denied: exit 3 with the reason, and a fresh key next time', async (t) =>
 });
 
 t.test('failed (signer validation): exit 3 with the signer\'s message', async (t) => {
-  const { fake, args } = await setup(t, { autoApprove: false });
+  const { fake, args } = await fakeNode(t, { autoApprove: false });
   const p = runInProcess(args('--organization', 'not-nodes'));
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('watch', () => fake.watcherCount() === 1);
   fake.approve([...fake.csrs.keys()][0]!);
   const res = await p;
   t.equal(res.code, 3);
@@ -129,12 +104,12 @@ t.test('failed (signer validation): exit 3 with the signer\'s message', async (t
 });
 
 t.test('CSR deleted while waiting: requested again and issued', async (t) => {
-  const { fake, args } = await setup(t, { autoApprove: false });
+  const { fake, args } = await fakeNode(t, { autoApprove: false });
   const p = runInProcess(args());
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('watch', () => fake.watcherCount() === 1);
   const name = [...fake.csrs.keys()][0]!;
   fake.deleteCsr(name);
-  await waitUntil(() => fake.csrs.has(name) && fake.watcherCount() === 1, 'recreated CSR', 30_000);
+  await until('recreated CSR', () => fake.csrs.has(name) && fake.watcherCount() === 1, 30_000);
   fake.approve(name);
   const res = await p;
   t.equal(res.code, 0, res.stderr);
@@ -142,14 +117,14 @@ t.test('CSR deleted while waiting: requested again and issued', async (t) => {
 });
 
 t.test('watch dropped, then ended after compaction (410): no new CSR, still issued', async (t) => {
-  const { fake, args } = await setup(t, { autoApprove: false });
+  const { fake, args } = await fakeNode(t, { autoApprove: false });
   const p = runInProcess(args('-v', '3'));
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('watch', () => fake.watcherCount() === 1);
   fake.dropWatches();
-  await waitUntil(() => fake.watcherCount() === 1, 're-watch after drop', 30_000);
+  await until('re-watch after drop', () => fake.watcherCount() === 1, 30_000);
   fake.compact();
   fake.endWatches();
-  await waitUntil(() => fake.watcherCount() === 1 && fake.requests.filter((r) => r.path.includes('watch=1')).length >= 4, 're-watch after 410', 30_000);
+  await until('re-watch after 410', () => fake.watcherCount() === 1 && fake.requests.filter((r) => r.path.includes('watch=1')).length >= 4, 30_000);
   fake.approve([...fake.csrs.keys()][0]!);
   const res = await p;
   t.equal(res.code, 0, res.stderr);
@@ -159,7 +134,7 @@ t.test('watch dropped, then ended after compaction (410): no new CSR, still issu
 });
 
 t.test('server down at start, then up', async (t) => {
-  const { fake, args } = await setup(t);
+  const { fake, args } = await fakeNode(t);
   await fake.down();
   const p = runInProcess(args());
   await new Promise((r) => setTimeout(r, 2500));
@@ -170,7 +145,7 @@ t.test('server down at start, then up', async (t) => {
 });
 
 t.test('transient 500s on create are retried', async (t) => {
-  const { fake, args } = await setup(t);
+  const { fake, args } = await fakeNode(t);
   fake.failNext(2, 500, 'POST');
   const res = await runInProcess(args());
   t.equal(res.code, 0, res.stderr);
@@ -178,7 +153,7 @@ t.test('transient 500s on create are retried', async (t) => {
 });
 
 t.test('a rejected token is a clear error naming what to do', async (t) => {
-  const { fake, dir, args } = await setup(t);
+  const { fake, dir, args } = await fakeNode(t);
   await fake.writeBootstrapKubeconfig(path.join(dir, 'bootstrap.kubeconfig'), 'qqqqqq.0123456789abcdef');
   const res = await runInProcess(args());
   t.equal(res.code, 2);
@@ -187,7 +162,7 @@ t.test('a rejected token is a clear error naming what to do', async (t) => {
 });
 
 t.test('a token whose group may not be auto-approved stays pending with the approve command', async (t) => {
-  const { fake, dir, args } = await setup(t);
+  const { fake, dir, args } = await fakeNode(t);
   await fake.writeBootstrapKubeconfig(path.join(dir, 'bootstrap.kubeconfig'), 'zzzzzz.0123456789abcdef', { tokenFile: true });
   const res = await runInProcess(args('--approval-timeout', '1500ms'));
   t.equal(res.code, 1);
@@ -196,8 +171,8 @@ t.test('a token whose group may not be auto-approved stays pending with the appr
 });
 
 t.test('wrong CA: one clear error, no endless retry under --once', async (t) => {
-  const { dir, args } = await setup(t);
-  const other = await FakeApiServer.start({ tokens });
+  const { dir, args } = await fakeNode(t);
+  const other = await FakeApiServer.start({ tokens: TOKENS });
   t.teardown(() => other.stop());
   const file = path.join(dir, 'bootstrap.kubeconfig');
   const text = await fs.readFile(file, 'utf8');
@@ -208,7 +183,7 @@ t.test('wrong CA: one clear error, no endless retry under --once', async (t) => 
 });
 
 t.test('insecure-skip-tls-verify is refused unless allowed', async (t) => {
-  const { dir, args } = await setup(t);
+  const { dir, args } = await fakeNode(t);
   const file = path.join(dir, 'bootstrap.kubeconfig');
   const text = await fs.readFile(file, 'utf8');
   await fs.writeFile(file, text.replace(/certificate-authority-data: .*/, 'insecure-skip-tls-verify: true'));
@@ -220,7 +195,7 @@ t.test('insecure-skip-tls-verify is refused unless allowed', async (t) => {
 });
 
 t.test('a malformed bootstrap kubeconfig: one line, exit 2, nothing written', async (t) => {
-  const { dir, args, pki } = await setup(t);
+  const { dir, args, pki } = await fakeNode(t);
   await fs.writeFile(path.join(dir, 'bootstrap.kubeconfig'), 'clusters: [\n');
   const res = await runInProcess(args());
   t.equal(res.code, 2);
@@ -230,10 +205,10 @@ t.test('a malformed bootstrap kubeconfig: one line, exit 2, nothing written', as
 });
 
 t.test('RSA and custom identities', async (t) => {
-  const { fake, args } = await setup(t, { autoApprove: false });
+  const { fake, args } = await fakeNode(t, { autoApprove: false });
   const p = runInProcess(args('--key-algorithm', 'rsa-2048', '--signer-name', 'kubernetes.io/kube-apiserver-client', '--common-name', 'haproxy',
     '--organization', 'lb', '--file-prefix', 'haproxy-client', '--expiration-seconds', '3600'));
-  await waitUntil(() => fake.watcherCount() === 1, 'watch');
+  await until('watch', () => fake.watcherCount() === 1);
   const csr = [...fake.csrs.values()][0]!;
   t.same(csr.spec.usages, ['digital signature', 'client auth', 'key encipherment']);
   t.equal(csr.spec.expirationSeconds, 3600);
@@ -243,7 +218,7 @@ t.test('RSA and custom identities', async (t) => {
 });
 
 t.test('daemon: logs the next rotation, stops cleanly on SIGTERM', async (t) => {
-  const { args } = await setup(t);
+  const { args } = await fakeNode(t);
   const p = new CliProcess(args().filter((a) => a !== '--once'));
   await p.waitFor(/next rotation scheduled/);
   t.equal(await p.stop('SIGTERM'), 0);

@@ -5,18 +5,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { FakeApiServer } from '../support/fakeapi.js';
-import { CliProcess, ROOT, runCli, runInProcess, tempDir } from '../support/helpers.js';
-
-const TOKEN = 'abcdef.0123456789abcdef';
-const tokens = { [TOKEN]: { username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:kubeadm:default-node-token'] } };
-
-async function setup(t: Test, opts: Parameters<typeof FakeApiServer.start>[0] = {}) {
-  const fake = await FakeApiServer.start({ tokens, ...opts });
-  t.teardown(() => fake.stop());
-  const dir = await tempDir(t);
-  const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'bootstrap.kubeconfig'), TOKEN);
-  return { fake, dir, bootstrap };
-}
+import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
+import { CliProcess, ROOT, runCli, runInProcess, tempDir, until } from '../support/helpers.js';
 
 function identity(dir: string, bootstrap: string, name: string, extra = ''): string {
   return `  - name: ${name}
@@ -33,18 +23,10 @@ async function writeConfig(dir: string, body: string): Promise<string> {
   return file;
 }
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 20_000): Promise<void> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const exists = (p: string): Promise<boolean> => fs.stat(p).then(() => true, () => false);
 
 t.test('outputs: cert, key, ca, combined with their modes, written only when changed', async (t) => {
-  const { fake, dir, bootstrap } = await setup(t);
+  const { fake, dir, bootstrap } = await fakeNode(t);
   const out = path.join(dir, 'out');
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'lb1', `    outputs:
       - { type: combined, path: ${out}/client.pem, mode: "0640", owner: root, group: "0" }
@@ -75,7 +57,7 @@ t.test('outputs: cert, key, ca, combined with their modes, written only when cha
 });
 
 t.test('hooks: exec with argv and environment, one unit reload for two identities, signal to a pid file', async (t) => {
-  const { dir, bootstrap } = await setup(t);
+  const { dir, bootstrap } = await fakeNode(t);
   const log = path.join(dir, 'hook.log');
   const systemctl = path.join(dir, 'systemctl');
   // A recording systemctl: there is no systemd PID 1 in the test sandbox to reload units.
@@ -100,7 +82,7 @@ t.test('hooks: exec with argv and environment, one unit reload for two identitie
 });
 
 t.test('a failing hook is retried, reported in status and STATUS, and does not block', async (t) => {
-  const { dir, bootstrap } = await setup(t);
+  const { dir, bootstrap } = await fakeNode(t);
   const flag = path.join(dir, 'fixed');
   const hook = path.join(dir, 'hook.sh');
   await fs.writeFile(hook, `#!/bin/sh\n[ -e ${flag} ] || { echo "haproxy is not happy" >&2; exit 7; }\n`, { mode: 0o755 });
@@ -144,7 +126,7 @@ async function startListener(t: Test, name: string): Promise<Listener> {
 
 for (const kind of ['path', 'abstract'] as const) {
   t.test(`sd_notify over a real AF_UNIX socket (${kind}): READY only with a cert, WATCHDOG, RELOADING, STOPPING`, async (t) => {
-    const { fake, dir, bootstrap } = await setup(t, { autoApprove: false });
+    const { fake, dir, bootstrap } = await fakeNode(t, { autoApprove: false });
     const socket = kind === 'path' ? path.join(dir, 'notify.sock') : `@tlsboot-test-${process.pid}-${Date.now()}`;
     const listener = await startListener(t, socket);
     const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'n1')}`);
@@ -178,7 +160,7 @@ for (const kind of ['path', 'abstract'] as const) {
 }
 
 t.test('an output removed or changed by hand is restored; metrics and health endpoints', async (t) => {
-  const { dir, bootstrap } = await setup(t);
+  const { dir, bootstrap } = await fakeNode(t);
   const out = path.join(dir, 'out', 'client.pem');
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'w1', `    outputs:\n      - { type: combined, path: ${out} }\n`)}metrics: { address: "127.0.0.1:0" }\n`);
   const p = new CliProcess(['run', '--config', config]);
@@ -209,7 +191,7 @@ t.test('an output removed or changed by hand is restored; metrics and health end
 });
 
 t.test('status: ok, expired (exit 2), missing (exit 2)', async (t) => {
-  const { dir, bootstrap, fake } = await setup(t, { signingDurationSeconds: 30 });
+  const { dir, bootstrap, fake } = await fakeNode(t, { signingDurationSeconds: 30 });
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 's1')}`);
   const missing = await runCli(['status', '--config', config]);
   t.equal(missing.code, 2);
@@ -226,7 +208,7 @@ t.test('status: ok, expired (exit 2), missing (exit 2)', async (t) => {
 });
 
 t.test('one identity denied ends the daemon with exit 3; the other\'s files stay', async (t) => {
-  const { fake, dir, bootstrap } = await setup(t);
+  const { fake, dir, bootstrap } = await fakeNode(t);
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'good')}${identity(dir, bootstrap, 'lb',
     '    signerName: kubernetes.io/kube-apiserver-client\n    subject: { commonName: haproxy }\n    filePrefix: haproxy-client\n')}`);
   const p = new CliProcess(['run', '--config', config]);
@@ -242,13 +224,13 @@ t.test('one identity denied ends the daemon with exit 3; the other\'s files stay
 });
 
 t.test('a new bootstrap token is used from the next attempt; errors are counted by reason', async (t) => {
-  const { dir } = await setup(t);
-  const fake = await FakeApiServer.start({ tokens });
+  const { dir } = await fakeNode(t);
+  const fake = await FakeApiServer.start({ tokens: TOKENS });
   t.teardown(() => fake.stop());
   const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'b2.kubeconfig'), 'qqqqqq.0123456789abcdef', { tokenFile: true });
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 't1', `    bootstrapTokenFile: ${dir}/creds/token\n`)}metrics: { address: "127.0.0.1:0" }\n`);
   await fs.mkdir(path.join(dir, 'creds'));
-  await fs.writeFile(path.join(dir, 'creds/token'), 'zzzzzz.0123456789abcdef\n');
+  await fs.writeFile(path.join(dir, 'creds/token'), 'yyyyyy.0123456789abcdef\n'); // unknown to the server
   const p = new CliProcess(['run', '--config', config]);
   t.teardown(() => p.stop('SIGKILL'));
   const port = Number((await p.waitFor(/serving metrics .*port=(\d+)/))[1]);
@@ -265,7 +247,7 @@ t.test('a new bootstrap token is used from the next attempt; errors are counted 
 });
 
 t.test('editing the config file reloads it: a new identity appears', async (t) => {
-  const { dir, bootstrap } = await setup(t);
+  const { dir, bootstrap } = await fakeNode(t);
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'e1')}`);
   const p = new CliProcess(['run', '--config', config]);
   t.teardown(() => p.stop('SIGKILL'));

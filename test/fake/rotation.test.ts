@@ -7,30 +7,15 @@ import { buildIdentity } from '../../src/identity.js';
 import { createLogger } from '../../src/log.js';
 import { renderNodeKubeconfig } from '../../src/kubeconfig.js';
 import { FakeApiServer } from '../support/fakeapi.js';
+import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
 import { CliProcess, listDir, runInProcess, tempDir } from '../support/helpers.js';
-
-const TOKEN = 'abcdef.0123456789abcdef';
-const tokens = { [TOKEN]: { username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:kubeadm:default-node-token'] } };
-
-async function setup(t: Test, opts: Parameters<typeof FakeApiServer.start>[0] = {}) {
-  const fake = await FakeApiServer.start({ tokens, ...opts });
-  t.teardown(() => fake.stop());
-  const dir = await tempDir(t);
-  const bootstrap = await fake.writeBootstrapKubeconfig(path.join(dir, 'bootstrap.kubeconfig'), TOKEN);
-  const kubeconfig = path.join(dir, 'kubeconfig');
-  const pki = path.join(dir, 'pki');
-  const args = (...extra: string[]): string[] => [
-    'run', '--once', '--kubeconfig', kubeconfig, '--bootstrap-kubeconfig', bootstrap, '--cert-dir', pki, '--node-name', 'node-1', ...extra,
-  ];
-  return { fake, dir, bootstrap, kubeconfig, pki, args };
-}
 
 const pems = async (pki: string): Promise<string[]> => (await listDir(pki)).filter((f) => /-\d{2}\.pem$/.test(f));
 
 t.test('a due certificate is rotated with mutual TLS, fresh key, generateName', async (t) => {
   // 30 s signing duration: NotBefore is backdated 5 min, so 70-90 % of the 5.5 min lifetime
   // has passed before the certificate is issued: it is due at once.
-  const { fake, pki, args } = await setup(t, { signingDurationSeconds: 30 });
+  const { fake, pki, args } = await fakeNode(t, { signingDurationSeconds: 30 });
   t.equal((await runInProcess(args())).code, 0);
   const first = await fs.readlink(path.join(pki, 'kubelet-client-current.pem'));
   await new Promise((r) => setTimeout(r, 1100)); // a new second: a new file name
@@ -51,7 +36,7 @@ t.test('a due certificate is rotated with mutual TLS, fresh key, generateName', 
 });
 
 t.test('pruning keeps --keep files', async (t) => {
-  const { pki, args } = await setup(t, { signingDurationSeconds: 30 });
+  const { pki, args } = await fakeNode(t, { signingDurationSeconds: 30 });
   for (let i = 0; i < 4; i++) {
     t.equal((await runInProcess(args('--keep', '2'))).code, 0);
     await new Promise((r) => setTimeout(r, 1050));
@@ -60,7 +45,7 @@ t.test('pruning keeps --keep files', async (t) => {
 });
 
 t.test('an expired certificate falls back to the bootstrap token', async (t) => {
-  const { fake, pki, kubeconfig, args } = await setup(t);
+  const { fake, pki, kubeconfig, args } = await fakeNode(t);
   const old = await fake.issueClientCert('system:node:node-1', ['system:nodes'], 3600_000, new Date(Date.now() - 7200_000));
   await fs.mkdir(pki, { recursive: true });
   await fs.writeFile(path.join(pki, 'kubelet-client-2020-01-01-00-00-00.pem'), old.certPem + old.keyPem, { mode: 0o600 });
@@ -75,7 +60,7 @@ t.test('an expired certificate falls back to the bootstrap token', async (t) => 
 });
 
 t.test('an expired certificate and no bootstrap kubeconfig: says what to do', async (t) => {
-  const { fake, pki, kubeconfig, dir } = await setup(t);
+  const { fake, pki, kubeconfig, dir } = await fakeNode(t);
   const old = await fake.issueClientCert('system:node:node-1', ['system:nodes'], 3600_000, new Date(Date.now() - 7200_000));
   await fs.mkdir(pki, { recursive: true });
   await fs.writeFile(path.join(pki, 'kubelet-client-current.pem'), old.certPem + old.keyPem);
@@ -86,7 +71,7 @@ t.test('an expired certificate and no bootstrap kubeconfig: says what to do', as
 });
 
 t.test('a regular-file -current.pem is migrated and used, no CSR', async (t) => {
-  const { fake, pki, kubeconfig, args } = await setup(t);
+  const { fake, pki, kubeconfig, args } = await fakeNode(t);
   const cur = await fake.issueClientCert('system:node:node-1', ['system:nodes'], 86400_000);
   await fs.mkdir(pki, { recursive: true });
   await fs.writeFile(path.join(pki, 'kubelet-client-current.pem'), cur.certPem + cur.keyPem, { mode: 0o600 });
@@ -99,7 +84,7 @@ t.test('a regular-file -current.pem is migrated and used, no CSR', async (t) => 
 });
 
 t.test('a certificate for another key is rejected and nothing is written', async (t) => {
-  const { fake, dir, pki, kubeconfig, bootstrap } = await setup(t);
+  const { fake, dir, pki, kubeconfig, bootstrap } = await fakeNode(t);
   let served = 0;
   fake.issueHook = async (_csr, pem) => {
     served++;
@@ -130,7 +115,7 @@ t.test('a certificate for another key is rejected and nothing is written', async
 });
 
 t.test('daemon rotates when due, and backs off when the signer only hands out due certificates', async (t) => {
-  const { fake, args } = await setup(t, { signingDurationSeconds: 30 });
+  const { fake, args } = await fakeNode(t, { signingDurationSeconds: 30 });
   const p = new CliProcess(args().filter((a) => a !== '--once'));
   t.teardown(() => p.stop('SIGKILL'));
   await p.waitFor(/client certificate issued and written[\s\S]*already due for rotation/, 30_000);
@@ -142,7 +127,7 @@ t.test('daemon rotates when due, and backs off when the signer only hands out du
 });
 
 t.test('SIGUSR1 rotates now', async (t) => {
-  const { fake, args } = await setup(t);
+  const { fake, args } = await fakeNode(t);
   const p = new CliProcess(args().filter((a) => a !== '--once'));
   t.teardown(() => p.stop('SIGKILL'));
   await p.waitFor(/next rotation scheduled/);

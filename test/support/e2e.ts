@@ -6,6 +6,7 @@ import type { Test } from 'tap';
 import type { CsrObject } from '../../src/api.js';
 import { ControlPlane, type Token } from '../controlplane/controlplane.js';
 import { CliProcess, tempDir } from './helpers.js';
+export { until } from './helpers.js';
 
 export async function startPlane(t: Test, signingDuration?: string): Promise<ControlPlane> {
   const cp = await ControlPlane.start({ ...(signingDuration ? { signingDuration } : {}), log: (l) => t.comment(l) });
@@ -50,12 +51,3 @@ export async function currentTarget(node: Node, prefix = 'kubelet-client'): Prom
   return fs.readlink(path.join(node.pki, `${prefix}-current.pem`));
 }
 
-export async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}

@@ -92,3 +92,14 @@ export function nodeArgs(dir: string, bootstrap: string, extra: string[] = []): 
 export async function listDir(dir: string): Promise<string[]> {
   return (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => !f.startsWith('.')).sort();
 }
+
+/** Poll until fn gives a value (not undefined or false); that value is returned. */
+export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const start = Date.now();
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
