@@ -4,7 +4,7 @@
 // rotation = client-go util/certificate (fresh key, generateName), same retry schedule.
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiClient, type Credentials, type CsrObject } from './api.js';
+import { clientFor, type ApiClient, type Credentials, type CsrObject } from './api.js';
 import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
@@ -345,14 +345,7 @@ export class Agent {
   }
 
   private client(config: ClientConfig, credentials: Credentials): ApiClient {
-    return new ApiClient({
-      server: config.server,
-      ...(config.caPem ? { caPem: config.caPem } : {}),
-      insecureSkipTlsVerify: config.insecureSkipTlsVerify,
-      ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}),
-      credentials,
-      userAgent: USER_AGENT,
-    });
+    return clientFor(config, credentials, USER_AGENT);
   }
 
   /** Written when missing or different; rotation never needs it rewritten (it names the symlink). */

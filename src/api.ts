@@ -2,6 +2,7 @@
 // CertificateSigningRequests (create, get, list by name, watch by name) plus /healthz.
 import { Agent, request, type Dispatcher } from 'undici';
 import { ApiError } from './errors.js';
+import type { ClientConfig } from './kubeconfig.js';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 /** Largest response body (or watch event line) we accept; a CSR object is a few KiB. */
@@ -141,6 +142,11 @@ export class ApiClient {
     }
   }
 
+  /** Any JSON API call (the cluster-side commands: Secrets, RBAC). */
+  async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    return this.json<T>(method, path, body, signal);
+  }
+
   async healthz(signal?: AbortSignal): Promise<boolean> {
     try {
       const res = await this.send('GET', '/healthz', undefined, signal, this.timeoutMs);
@@ -245,4 +251,16 @@ function describeNetworkError(err: unknown): { text: string; tls: boolean } {
     return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: true };
   }
   return { text: code && !msg.includes(code) ? `${code} ${msg}` : msg, tls: false };
+}
+
+/** A client for a kubeconfig's cluster with the given credentials. */
+export function clientFor(config: ClientConfig, credentials: Credentials, userAgent?: string): ApiClient {
+  return new ApiClient({
+    server: config.server,
+    ...(config.caPem ? { caPem: config.caPem } : {}),
+    insecureSkipTlsVerify: config.insecureSkipTlsVerify,
+    ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}),
+    credentials,
+    ...(userAgent ? { userAgent } : {}),
+  });
 }

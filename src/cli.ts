@@ -201,6 +201,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
   let code: number = ExitCode.ok;
   let failed: string | undefined;
   argv = [...argv.slice(0, 1), ...envArguments(argv, env), ...argv.slice(1)];
+  const { clusterCommands } = await import('./clustercli.js');
   const parser = yargs(argv)
     .scriptName('tlsboot')
     .usage('$0 <command> [options]\n\nKubelet-style TLS bootstrap and client certificate rotation for any workload.')
@@ -214,8 +215,12 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
     })
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION}\n`);
-    })
-    .demandCommand(1, 'name a command: run, status or version')
+    });
+  clusterCommands(parser, io, async (h) => {
+    if (!failed) code = await h();
+  });
+  parser
+    .demandCommand(1, 'name a command: run, status, token, cluster, kubeconfig or version')
     .strict()
     .help()
     .alias('help', 'h')

@@ -6,6 +6,8 @@ import type { KeyAlgorithm } from './keys.js';
 
 export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
+/** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
+export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
 
 /** The usages the API accepts (pkg/apis/certificates/validation). */
 export const KNOWN_USAGES = [

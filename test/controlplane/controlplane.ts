@@ -21,6 +21,8 @@ const run = promisify(execFile);
 export interface ControlPlaneOptions {
   /** kube-controller-manager --cluster-signing-duration (default 8760h). */
   signingDuration?: string;
+  /** Skip kubeadm's TLS-bootstrap RBAC: a bare cluster, as `tlsboot cluster init` finds one. */
+  bare?: boolean;
   /** Where the binaries are; default $TLSBOOT_CONTROLPLANE_BIN or running build.sh. */
   binDir?: string;
   log?: (line: string) => void;
@@ -71,7 +73,7 @@ export class ControlPlane {
       await cp.makePki();
       await cp.startEtcd();
       await cp.startApiserver();
-      await cp.applyBootstrapRbac();
+      if (!opts.bare) await cp.applyBootstrapRbac();
       await cp.startControllerManager();
     } catch (err) {
       await cp.stop({ keepLogs: true });

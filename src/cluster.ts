@@ -1,0 +1,201 @@
+// The cluster side of TLS bootstrap, as kubeadm does it: bootstrap tokens (Secrets in
+// kube-system), the RBAC that lets their group create CSRs and have them auto-approved, and
+// the bootstrap kubeconfig a node needs. Applied idempotently with an admin kubeconfig.
+import { randomInt } from 'node:crypto';
+import { stringify as stringifyYaml } from 'yaml';
+import { clientFor, type ApiClient } from './api.js';
+import { ApiError, ConfigError } from './errors.js';
+export { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
+import { readKubeconfig } from './kubeconfig.js';
+import { USER_AGENT } from './version.js';
+
+const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const SECRETS = '/api/v1/namespaces/kube-system/secrets';
+const RBAC = '/apis/rbac.authorization.k8s.io/v1';
+
+export interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+export interface Token {
+  id: string;
+  secret: string;
+  value: string;
+}
+
+/** `[a-z0-9]{6}.[a-z0-9]{16}` from the CSPRNG (crypto.randomInt is uniform, no modulo bias). */
+export function generateToken(): Token {
+  const pick = (n: number): string => Array.from({ length: n }, () => TOKEN_ALPHABET[randomInt(TOKEN_ALPHABET.length)]).join('');
+  const id = pick(6);
+  const secret = pick(16);
+  return { id, secret, value: `${id}.${secret}` };
+}
+
+export function checkGroups(groups: string[]): void {
+  for (const g of groups) {
+    if (!/^system:bootstrappers:[a-z0-9:-]{0,255}[a-z0-9]$/.test(g)) {
+      throw new ConfigError(`--groups ${JSON.stringify(g)}: extra groups must match system:bootstrappers:[a-z0-9:-]*[a-z0-9] (the token authenticator rejects others)`);
+    }
+  }
+}
+
+/** The Secret kubeadm writes for a token (cluster-bootstrap's token/api). */
+export function tokenSecret(token: Token, opts: { ttlMs?: number; groups: string[]; description?: string; now?: Date }): K8sObject {
+  const data: Record<string, string> = {
+    'token-id': token.id,
+    'token-secret': token.secret,
+    'usage-bootstrap-authentication': 'true',
+    'usage-bootstrap-signing': 'true',
+  };
+  if (opts.groups.length > 0) data['auth-extra-groups'] = opts.groups.join(',');
+  if (opts.description) data['description'] = opts.description;
+  if (opts.ttlMs) data['expiration'] = new Date((opts.now ?? new Date()).getTime() + opts.ttlMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return {
+    apiVersion: 'v1', kind: 'Secret', type: 'bootstrap.kubernetes.io/token',
+    metadata: { name: `bootstrap-token-${token.id}`, namespace: 'kube-system' },
+    stringData: data,
+  };
+}
+
+/**
+ * kubeadm's three TLS-bootstrap bindings for `group`, plus the role that lets the API server
+ * reach kubelets (logs, exec, metrics) bound to its kubelet-client identity.
+ */
+export function rbacObjects(group: string, apiserverKubeletUser: string): K8sObject[] {
+  const binding = (name: string, role: string, kind: 'Group' | 'User', subject: string): K8sObject => ({
+    apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind, name: subject }],
+  });
+  return [
+    binding('kubeadm:kubelet-bootstrap', 'system:node-bootstrapper', 'Group', group),
+    binding('kubeadm:node-autoapprove-bootstrap', 'system:certificates.k8s.io:certificatesigningrequests:nodeclient', 'Group', group),
+    binding('kubeadm:node-autoapprove-certificate-rotation', 'system:certificates.k8s.io:certificatesigningrequests:selfnodeclient', 'Group', 'system:nodes'),
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'system:kube-apiserver-to-kubelet' },
+      rules: [{ apiGroups: [''], resources: ['nodes/proxy', 'nodes/stats', 'nodes/log', 'nodes/spec', 'nodes/metrics'], verbs: ['*'] }],
+    },
+    binding('system:kube-apiserver-to-kubelet', 'system:kube-apiserver-to-kubelet', 'User', apiserverKubeletUser),
+  ];
+}
+
+export type ApplyAction = 'created' | 'updated' | 'unchanged';
+
+function pathOf(obj: K8sObject, named = true): string {
+  const base = obj.kind === 'Secret' ? SECRETS : `${RBAC}/${obj.kind === 'ClusterRole' ? 'clusterroles' : 'clusterrolebindings'}`;
+  return named ? `${base}/${encodeURIComponent(obj.metadata.name)}` : base;
+}
+
+/** What an object says, without server-side fields, to decide "unchanged" (key order aside). */
+function essence(obj: Record<string, unknown>): string {
+  return canonical({ rules: obj['rules'], roleRef: obj['roleRef'], subjects: obj['subjects'] });
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** Create, or update when different (a binding's roleRef is immutable: replace it). */
+export async function applyObject(api: ApiClient, obj: K8sObject): Promise<ApplyAction> {
+  let existing: K8sObject | undefined;
+  try {
+    existing = await api.request<K8sObject>('GET', pathOf(obj));
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  if (!existing) {
+    await api.request('POST', pathOf(obj, false), obj);
+    return 'created';
+  }
+  if (essence(existing) === essence(obj)) return 'unchanged';
+  if (obj.kind === 'ClusterRoleBinding' && canonical(existing['roleRef']) !== canonical(obj['roleRef'])) {
+    await api.request('DELETE', pathOf(obj));
+    await api.request('POST', pathOf(obj, false), obj);
+    return 'updated';
+  }
+  await api.request('PUT', pathOf(obj), { ...obj, metadata: { ...obj.metadata, resourceVersion: existing.metadata.resourceVersion } });
+  return 'updated';
+}
+
+export async function createSecret(api: ApiClient, secret: K8sObject): Promise<void> {
+  await api.request('POST', SECRETS, secret);
+}
+
+export interface TokenRow {
+  id: string;
+  expiration?: string;
+  expired: boolean;
+  groups: string[];
+  usages: string[];
+  description?: string;
+}
+
+export async function listTokens(api: ApiClient, now = new Date()): Promise<TokenRow[]> {
+  const list = await api.request<{ items?: Array<{ data?: Record<string, string> }> }>(
+    'GET', `${SECRETS}?fieldSelector=${encodeURIComponent('type=bootstrap.kubernetes.io/token')}`);
+  return (list.items ?? []).map((item) => {
+    const d = (k: string): string | undefined => (item.data?.[k] === undefined ? undefined : Buffer.from(item.data[k]!, 'base64').toString('utf8'));
+    const expiration = d('expiration');
+    const row: TokenRow = {
+      id: d('token-id') ?? '?',
+      expired: expiration !== undefined && !(Date.parse(expiration) > now.getTime()),
+      groups: (d('auth-extra-groups') ?? '').split(',').filter(Boolean),
+      usages: Object.keys(item.data ?? {}).filter((k) => k.startsWith('usage-bootstrap-') && d(k) === 'true').map((k) => k.slice('usage-bootstrap-'.length)),
+    };
+    if (expiration) row.expiration = expiration;
+    const description = d('description');
+    if (description) row.description = description;
+    return row;
+  }).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export async function deleteToken(api: ApiClient, id: string): Promise<void> {
+  if (!/^[a-z0-9]{6}$/.test(id)) throw new ConfigError(`token id ${JSON.stringify(id)} must be 6 characters [a-z0-9] (the part before the dot)`);
+  try {
+    await api.request('DELETE', `${SECRETS}/bootstrap-token-${id}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) throw new ConfigError(`there is no bootstrap token with id ${id}`);
+    throw err;
+  }
+}
+
+/** The kubeconfig a node bootstraps with: server, the CA embedded, the token. */
+export function renderBootstrapKubeconfig(input: { server: string; caPem: string; token: string; tlsServerName?: string }): string {
+  const cluster: Record<string, unknown> = { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') };
+  if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
+  return stringifyYaml({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: 'cluster', cluster }],
+    users: [{ name: 'tls-bootstrap', user: { token: input.token } }],
+    contexts: [{ name: 'tls-bootstrap', context: { cluster: 'cluster', user: 'tls-bootstrap' } }],
+    'current-context': 'tls-bootstrap',
+  }, { lineWidth: 0 });
+}
+
+/** An admin client from a kubeconfig (client certificate or token). */
+export async function adminClient(file: string): Promise<{ api: ApiClient; server: string; caPem?: string; tlsServerName?: string }> {
+  const config = await readKubeconfig(file);
+  const credentials = config.clientCertificate
+    ? { kind: 'certificate' as const, certPem: config.clientCertificate.certPem, keyPem: config.clientCertificate.keyPem }
+    : config.token ? { kind: 'token' as const, token: config.token } : undefined;
+  if (!credentials) throw new ConfigError(`${file}: the current user has no client certificate or token`);
+  const out: { api: ApiClient; server: string; caPem?: string; tlsServerName?: string } = { api: clientFor(config, credentials, USER_AGENT), server: config.server };
+  if (config.caPem) out.caPem = config.caPem;
+  if (config.tlsServerName) out.tlsServerName = config.tlsServerName;
+  return out;
+}
+
+/** Explain a 403 from an admin command in terms of what the kubeconfig needs. */
+export function adminError(err: unknown, file: string): unknown {
+  if (err instanceof ApiError && err.status === 403) {
+    return new ConfigError(`${file}: not allowed (${err.message}); use a cluster-admin kubeconfig (such as kubeadm's admin.conf)`);
+  }
+  return err;
+}

@@ -1,0 +1,233 @@
+// The cluster-side commands: token create|list|delete, cluster rbac|init, kubeconfig bootstrap.
+// They take an admin --kubeconfig; --dry-run prints the manifests (-o yaml|json) and applies
+// nothing. Token material goes to stdout once or to a 0600 file, never to logs.
+import { promises as fs } from 'node:fs';
+import type { Argv, Options } from 'yargs';
+import type { K8sObject } from './cluster.js';
+import { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
+import { ConfigError, ExitCode, errorMessage, type ExitCodeValue } from './errors.js';
+import { writeFileAtomic } from './fsutil.js';
+import { parseDuration } from './schedule.js';
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+}
+
+interface Common {
+  kubeconfig: string;
+  'dry-run': boolean;
+  output: string;
+  out?: string;
+}
+
+const admin: Record<string, Options> = {
+  kubeconfig: { type: 'string', demandOption: true, describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf)' },
+  'dry-run': { type: 'boolean', default: false, describe: 'apply nothing; print the manifests' },
+  output: { alias: 'o', type: 'string', choices: ['yaml', 'json'], default: 'yaml', describe: 'manifest format for --dry-run' },
+};
+const tokenOptions: Record<string, Options> = {
+  ttl: { type: 'string', default: '24h', describe: 'token lifetime (0: never expires)' },
+  groups: { type: 'string', array: true, default: [DEFAULT_BOOTSTRAP_GROUP], describe: 'extra groups (system:bootstrappers:...), repeatable' },
+  description: { type: 'string', describe: 'a note stored with the token' },
+};
+const rbacOptions: Record<string, Options> = {
+  group: { type: 'string', default: DEFAULT_BOOTSTRAP_GROUP, describe: 'the bootstrap group that may create and auto-approve node CSRs' },
+  'apiserver-kubelet-user': { type: 'string', default: 'kube-apiserver-kubelet-client', describe: 'the API server\'s client identity towards kubelets' },
+};
+
+type Handler<A> = (a: A, io: Io) => Promise<ExitCodeValue>;
+
+/** Register the commands; `done` receives each handler's exit code. */
+export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCodeValue>) => Promise<void>): Argv {
+  const wrap = <A>(h: Handler<A>) => (a: unknown): Promise<void> => run(() => guard(() => h(a as A, io), io));
+  return y
+    .command('token', 'bootstrap tokens', (t) => t
+      .command('create', 'create a bootstrap token and its Secret; prints the token once', (c) => c.options({ ...admin, ...tokenOptions, out: { type: 'string', describe: 'write the token to this file (0600) instead of stdout' } }), wrap(tokenCreate))
+      .command('list', 'list bootstrap tokens (never their secrets)', (c) => c.options({ kubeconfig: admin['kubeconfig']!, output: { alias: 'o', type: 'string', choices: ['table', 'json'], default: 'table' } }), wrap(tokenList))
+      .command('delete <id>', 'delete a bootstrap token', (c) => c.options({ kubeconfig: admin['kubeconfig']! }).positional('id', { type: 'string', demandOption: true }), wrap(tokenDelete))
+      .demandCommand(1, 'name a token command: create, list or delete'))
+    .command('cluster', 'the cluster side of TLS bootstrap', (t) => t
+      .command('rbac', 'apply kubeadm\'s TLS-bootstrap bindings and system:kube-apiserver-to-kubelet (idempotent)', (c) => c.options({ ...admin, ...rbacOptions }), wrap(clusterRbac))
+      .command('init', 'RBAC + a new token + a bootstrap kubeconfig, in one go', (c) => c.options({
+        ...admin, ...rbacOptions, ...tokenOptions,
+        server: { type: 'string', describe: 'API server URL for nodes (default: the admin kubeconfig\'s)' },
+        out: { type: 'string', demandOption: true, describe: 'where to write the bootstrap kubeconfig (0600)' },
+      }), wrap(clusterInit))
+      .demandCommand(1, 'name a cluster command: rbac or init'))
+    .command('kubeconfig', 'kubeconfig files', (t) => t
+      .command('bootstrap', 'write a bootstrap kubeconfig (CA embedded)', (c) => c.options({
+        server: { type: 'string', demandOption: true, describe: 'API server URL' },
+        ca: { type: 'string', demandOption: true, describe: 'cluster CA file' },
+        token: { type: 'string', describe: 'bootstrap token (visible to other local users in ps; prefer --token-file)' },
+        'token-file': { type: 'string', describe: 'file holding the bootstrap token' },
+        'tls-server-name': { type: 'string', describe: 'server name to verify, when the URL is an IP the certificate does not name' },
+        out: { type: 'string', demandOption: true, describe: 'where to write it (0600)' },
+      }), wrap(kubeconfigBootstrap))
+      .demandCommand(1, 'name a kubeconfig command: bootstrap'));
+}
+
+async function guard(h: () => Promise<ExitCodeValue>, io: Io): Promise<ExitCodeValue> {
+  try {
+    return await h();
+  } catch (err) {
+    const code = err instanceof ConfigError ? ExitCode.usage : ExitCode.runtime;
+    io.stderr(`tlsboot: ${errorMessage(err)}\n`);
+    return code;
+  }
+}
+
+const lib = (): Promise<typeof import('./cluster.js')> => import('./cluster.js');
+
+async function print(objs: K8sObject[], format: string, io: Io): Promise<void> {
+  const { stringify: stringifyYaml } = await import('yaml');
+  io.stdout(format === 'json'
+    ? JSON.stringify(objs.length === 1 ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs }, null, 2) + '\n'
+    : objs.map((o) => stringifyYaml(o, { lineWidth: 0 })).join('---\n'));
+}
+
+function ttlOf(ttl: string): number | undefined {
+  return ttl === '0' || ttl === '0s' ? undefined : parseDuration(ttl, '--ttl');
+}
+
+async function applyAll(file: string, objs: K8sObject[], io: Io): Promise<void> {
+  const { adminClient, adminError, applyObject } = await lib();
+  const { api } = await adminClient(file);
+  try {
+    const actions: string[] = [];
+    for (const o of objs) {
+      const action = await applyObject(api, o).catch((err: unknown) => {
+        throw adminError(err, file);
+      });
+      actions.push(action);
+      io.stdout(`${o.kind.toLowerCase()}/${o.metadata.name} ${action}\n`);
+    }
+    if (actions.every((a) => a === 'unchanged')) io.stdout('nothing to change\n');
+  } finally {
+    await api.close();
+  }
+}
+
+async function makeToken(a: Common & { ttl: string; groups: string[]; description?: string }, io: Io): Promise<{ value: string; secret: K8sObject } | undefined> {
+  const { adminClient, adminError, checkGroups, createSecret, generateToken, tokenSecret } = await lib();
+  checkGroups(a.groups);
+  const token = generateToken();
+  const ttlMs = ttlOf(a.ttl);
+  const secret = tokenSecret(token, { groups: a.groups, ...(ttlMs ? { ttlMs } : {}), ...(a.description ? { description: a.description } : {}) });
+  if (a['dry-run']) return { value: token.value, secret };
+  const { api } = await adminClient(a.kubeconfig);
+  try {
+    await createSecret(api, secret).catch((err: unknown) => {
+      throw adminError(err, a.kubeconfig);
+    });
+  } finally {
+    await api.close();
+  }
+  io.stderr(`created bootstrap token ${token.id}${ttlMs ? `, expires ${String((secret['stringData'] as Record<string, string>)['expiration'])}` : ', never expires'}\n`);
+  return { value: token.value, secret };
+}
+
+const tokenCreate: Handler<Common & { ttl: string; groups: string[]; description?: string }> = async (a, io) => {
+  const made = await makeToken(a, io);
+  if (!made) return ExitCode.runtime;
+  if (a['dry-run']) {
+    await print([made.secret], a.output, io);
+    return ExitCode.ok;
+  }
+  if (a.out) {
+    await writeFileAtomic(a.out, made.value + '\n', { mode: 0o600 });
+    io.stderr(`token written to ${a.out}\n`);
+  } else {
+    io.stdout(made.value + '\n');
+  }
+  return ExitCode.ok;
+};
+
+const tokenList: Handler<{ kubeconfig: string; output: string }> = async (a, io) => {
+  const { adminClient, adminError, listTokens } = await lib();
+  const { api } = await adminClient(a.kubeconfig);
+  try {
+    const rows = await listTokens(api).catch((err: unknown) => {
+      throw adminError(err, a.kubeconfig);
+    });
+    if (a.output === 'json') {
+      io.stdout(JSON.stringify(rows, null, 2) + '\n');
+    } else {
+      const table = [['ID', 'EXPIRES', 'GROUPS', 'USAGES', 'DESCRIPTION'],
+        ...rows.map((r) => [r.id, r.expiration ? `${r.expiration}${r.expired ? ' (expired)' : ''}` : '<never>', r.groups.join(',') || '<none>', r.usages.join(','), r.description ?? ''])];
+      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+      io.stdout(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd()).join('\n') + '\n');
+    }
+  } finally {
+    await api.close();
+  }
+  return ExitCode.ok;
+};
+
+const tokenDelete: Handler<{ kubeconfig: string; id: string }> = async (a, io) => {
+  const { adminClient, adminError, deleteToken } = await lib();
+  const { api } = await adminClient(a.kubeconfig);
+  try {
+    await deleteToken(api, a.id).catch((err: unknown) => {
+      throw adminError(err, a.kubeconfig);
+    });
+  } finally {
+    await api.close();
+  }
+  io.stdout(`bootstrap token ${a.id} deleted\n`);
+  return ExitCode.ok;
+};
+
+type RbacArgs = Common & { group: string; 'apiserver-kubelet-user': string };
+
+const clusterRbac: Handler<RbacArgs> = async (a, io) => {
+  const { checkGroups, rbacObjects } = await lib();
+  checkGroups([a.group]);
+  const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
+  if (a['dry-run']) await print(objs, a.output, io);
+  else await applyAll(a.kubeconfig, objs, io);
+  return ExitCode.ok;
+};
+
+const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; server?: string; out: string }> = async (a, io) => {
+  const { adminClient, checkGroups, rbacObjects, renderBootstrapKubeconfig } = await lib();
+  checkGroups([a.group]);
+  const groups = a.groups.includes(a.group) ? a.groups : [...a.groups, a.group];
+  const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
+  if (a['dry-run']) {
+    const made = await makeToken({ ...a, groups }, io);
+    await print([...objs, made!.secret], a.output, io);
+    return ExitCode.ok;
+  }
+  const { api, server, caPem, tlsServerName } = await adminClient(a.kubeconfig);
+  await api.close();
+  if (!caPem) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to hand on to nodes`);
+  await applyAll(a.kubeconfig, objs, io);
+  const made = await makeToken({ ...a, groups }, io);
+  await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server ?? server, caPem, token: made!.value, ...(tlsServerName ? { tlsServerName } : {}) }), { mode: 0o600 });
+  io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
+  return ExitCode.ok;
+};
+
+const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string; 'token-file'?: string; 'tls-server-name'?: string; out: string }> = async (a, io) => {
+  if (Boolean(a.token) === Boolean(a['token-file'])) throw new ConfigError('give exactly one of --token and --token-file');
+  const token = a.token ?? (await fs.readFile(a['token-file']!, 'utf8').catch((e: Error) => {
+    throw new ConfigError(`--token-file ${a['token-file']}: ${e.message}`);
+  })).trim();
+  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) throw new ConfigError('the token must look like abcdef.0123456789abcdef ([a-z0-9]{6}.[a-z0-9]{16})');
+  let url: URL;
+  try {
+    url = new URL(a.server);
+  } catch {
+    throw new ConfigError(`--server ${JSON.stringify(a.server)} is not a URL`);
+  }
+  if (url.protocol !== 'https:') throw new ConfigError('--server must be an https:// URL');
+  const { renderBootstrapKubeconfig } = await lib();
+  const caPem = await fs.readFile(a.ca, 'utf8').catch((e: Error) => {
+    throw new ConfigError(`--ca ${a.ca}: ${e.message}`);
+  });
+  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${a.ca}: holds no PEM certificate`);
+  await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
+  io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
+  return ExitCode.ok;
+};

@@ -1,0 +1,116 @@
+// From a bare cluster to a node with a certificate, with tlsboot commands only (issue: cluster
+// side), against the real control plane.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { parse } from 'yaml';
+import { ControlPlane } from '../controlplane/controlplane.js';
+import { runCli, tempDir } from '../support/helpers.js';
+
+const cp = await ControlPlane.start({ bare: true, log: (l) => t.comment(l) });
+t.teardown(() => cp.stop({ keepLogs: !t.passing() }));
+const bindings = async (): Promise<string[]> =>
+  (JSON.parse(await cp.kubectl(['get', 'clusterrolebindings', '-o', 'json'])) as { items: Array<{ metadata: { name: string } }> }).items
+    .map((i) => i.metadata.name).filter((n) => n.startsWith('kubeadm:') || n === 'system:kube-apiserver-to-kubelet').sort();
+const whoami = async (kubeconfig: string): Promise<string> =>
+  (JSON.parse(await cp.kubectl(['auth', 'whoami', '-o', 'json'], { kubeconfig })) as { status: { userInfo: { username: string } } }).status.userInfo.username;
+const admin = ['--kubeconfig', cp.adminKubeconfig];
+
+t.test('cluster rbac --dry-run prints and applies nothing; then applies idempotently', async (t) => {
+  const dry = await runCli(['cluster', 'rbac', ...admin, '--dry-run', '-o', 'json']);
+  t.equal(dry.code, 0, dry.output);
+  const list = JSON.parse(dry.output) as { kind: string; items: Array<{ kind: string; metadata: { name: string } }> };
+  t.equal(list.kind, 'List');
+  t.same(list.items.map((i) => `${i.kind}/${i.metadata.name}`), [
+    'ClusterRoleBinding/kubeadm:kubelet-bootstrap', 'ClusterRoleBinding/kubeadm:node-autoapprove-bootstrap',
+    'ClusterRoleBinding/kubeadm:node-autoapprove-certificate-rotation', 'ClusterRole/system:kube-apiserver-to-kubelet',
+    'ClusterRoleBinding/system:kube-apiserver-to-kubelet',
+  ]);
+  t.same(await bindings(), [], 'nothing applied');
+  const first = await runCli(['cluster', 'rbac', ...admin]);
+  t.equal(first.code, 0, first.output);
+  t.equal((first.output.match(/ created$/gm) ?? []).length, 5);
+  t.equal((await bindings()).length, 4);
+  const second = await runCli(['cluster', 'rbac', ...admin]);
+  t.match(second.output, /nothing to change/);
+  // a binding changed by hand is put back
+  await cp.kubectl(['patch', 'clusterrolebinding', 'kubeadm:node-autoapprove-bootstrap', '--type=json', '-p',
+    '[{"op":"replace","path":"/subjects/0/name","value":"system:bootstrappers:other"}]']);
+  const third = await runCli(['cluster', 'rbac', ...admin]);
+  t.match(third.output, /clusterrolebinding\/kubeadm:node-autoapprove-bootstrap updated/);
+});
+
+t.test('cluster init, then a node bootstraps with the kubeconfig it wrote', async (t) => {
+  const dir = await tempDir(t);
+  const out = path.join(dir, 'bootstrap.kubeconfig');
+  const init = await runCli(['cluster', 'init', ...admin, '--out', out, '--ttl', '2h', '--description', 'e2e']);
+  t.equal(init.code, 0, init.output);
+  t.match(init.output, /nothing to change[\s\S]*created bootstrap token [a-z0-9]{6}, expires \d{4}-/);
+  t.equal((await fs.stat(out)).mode & 0o777, 0o600);
+  const kc = parse(await fs.readFile(out, 'utf8')) as { clusters: Array<{ cluster: { server: string } }>; users: Array<{ user: { token: string } }> };
+  t.equal(kc.clusters[0]?.cluster.server, cp.server);
+  t.match(kc.users[0]?.user.token, /^[a-z0-9]{6}\.[a-z0-9]{16}$/);
+  t.notMatch(init.output, new RegExp(kc.users[0]!.user.token.split('.')[1]!), 'the token secret is not printed');
+  const node = await runCli(['run', '--once', '--bootstrap-kubeconfig', out, '--kubeconfig', path.join(dir, 'kubeconfig'), '--cert-dir', path.join(dir, 'pki'), '--node-name', 'init-node']);
+  t.equal(node.code, 0, node.output);
+  t.equal(await whoami(path.join(dir, 'kubeconfig')), 'system:node:init-node');
+});
+
+t.test('token create / list / delete, and kubeconfig bootstrap from a token file', async (t) => {
+  const dir = await tempDir(t);
+  const created = await runCli(['token', 'create', ...admin, '--ttl', '1h', '--description', 'rack 7']);
+  t.equal(created.code, 0, created.output);
+  const token = /^([a-z0-9]{6})\.([a-z0-9]{16})$/m.exec(created.output);
+  t.ok(token, 'printed once');
+  const [value, id, secret] = [token![0], token![1]!, token![2]!];
+  const list = await runCli(['token', 'list', ...admin]);
+  t.match(list.output, new RegExp(`^${id}\\s+\\d{4}-\\S+Z\\s+system:bootstrappers:kubeadm:default-node-token\\s+authentication,signing\\s+rack 7$`, 'm'));
+  t.notMatch(list.output, new RegExp(secret), 'never the secret');
+  const json = JSON.parse((await runCli(['token', 'list', ...admin, '-o', 'json'])).output) as Array<{ id: string; expired: boolean }>;
+  t.equal(json.find((r) => r.id === id)?.expired, false);
+
+  await fs.writeFile(path.join(dir, 'token'), value + '\n', { mode: 0o600 });
+  const kb = await runCli(['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', cp.caPath, '--token-file', path.join(dir, 'token'), '--out', path.join(dir, 'b.kubeconfig')]);
+  t.equal(kb.code, 0, kb.output);
+  const node = ['run', '--once', '--bootstrap-kubeconfig', path.join(dir, 'b.kubeconfig'), '--kubeconfig', path.join(dir, 'kubeconfig'), '--cert-dir', path.join(dir, 'pki'), '--node-name', 'token-node'];
+  t.equal((await runCli(node)).code, 0);
+
+  t.equal((await runCli(['token', 'delete', id, ...admin])).code, 0);
+  t.notMatch((await runCli(['token', 'list', ...admin])).output, new RegExp(`^${id}`, 'm'));
+  await fs.rm(path.join(dir, 'kubeconfig'));
+  // kube-apiserver caches token authentication results for 10 s: wait that out.
+  await new Promise((r) => setTimeout(r, 11_000));
+  const refused = await runCli(node);
+  t.equal(refused.code, 2, 'the deleted token no longer authenticates');
+  t.match(refused.output, /rejected \(401 Unauthorized\)/);
+  const again = await runCli(['token', 'delete', id, ...admin]);
+  t.equal(again.code, 2);
+  t.match(again.output, new RegExp(`there is no bootstrap token with id ${id}`));
+});
+
+t.test('bad input: one line, exit 2', async (t) => {
+  const dir = await tempDir(t);
+  const cases: Array<[string[], RegExp]> = [
+    [['token', 'create', ...admin, '--groups', 'admins'], /--groups "admins": extra groups must match system:bootstrappers:/],
+    [['token', 'create', ...admin, '--ttl', 'forever'], /--ttl "forever" is not a duration/],
+    [['token', 'delete', 'NOPE', ...admin], /token id "NOPE" must be 6 characters/],
+    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', cp.caPath, '--token', 'short', '--out', path.join(dir, 'x')], /the token must look like abcdef.0123456789abcdef/],
+    [['kubeconfig', 'bootstrap', '--server', 'http://x', '--ca', cp.caPath, '--token', 'abcdef.0123456789abcdef', '--out', path.join(dir, 'x')], /--server must be an https:\/\/ URL/],
+    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', '/nonexistent', '--token', 'abcdef.0123456789abcdef', '--out', path.join(dir, 'x')], /--ca \/nonexistent: ENOENT/],
+    [['token', 'list', '--kubeconfig', '/nonexistent/admin.conf'], /\/nonexistent\/admin.conf: kubeconfig not found/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runCli(args);
+    t.equal(r.code, 2, args.join(' '));
+    t.match(r.output, re);
+    t.equal(r.output.trim().split('\n').length, 1, 'one line');
+  }
+  // a node's own credentials are not enough to mint tokens
+  const node = path.join(dir, 'node');
+  const init = await runCli(['cluster', 'init', ...admin, '--out', path.join(node, 'b.kubeconfig')]);
+  t.equal(init.code, 0);
+  t.equal((await runCli(['run', '--once', '--bootstrap-kubeconfig', path.join(node, 'b.kubeconfig'), '--kubeconfig', path.join(node, 'kubeconfig'), '--cert-dir', path.join(node, 'pki'), '--node-name', 'weak'])).code, 0);
+  const denied = await runCli(['token', 'create', '--kubeconfig', path.join(node, 'kubeconfig')]);
+  t.equal(denied.code, 2);
+  t.match(denied.output, /not allowed .*use a cluster-admin kubeconfig/);
+});
