@@ -166,14 +166,14 @@ export async function deleteToken(api: ApiClient, id: string): Promise<void> {
   }
 }
 
-/** The kubeconfig a node bootstraps with: server, the CA embedded, the token. */
-export function renderBootstrapKubeconfig(input: { server: string; caPem: string; token: string; tlsServerName?: string }): string {
+/** The kubeconfig a node bootstraps with: server, the CA embedded, the token (unless it is kept apart). */
+export function renderBootstrapKubeconfig(input: { server: string; caPem: string; token?: string; tlsServerName?: string }): string {
   const cluster: Record<string, unknown> = { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') };
   if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
   return stringifyYaml({
     apiVersion: 'v1', kind: 'Config',
     clusters: [{ name: 'cluster', cluster }],
-    users: [{ name: 'tls-bootstrap', user: { token: input.token } }],
+    users: [{ name: 'tls-bootstrap', user: input.token ? { token: input.token } : {} }],
     contexts: [{ name: 'tls-bootstrap', context: { cluster: 'cluster', user: 'tls-bootstrap' } }],
     'current-context': 'tls-bootstrap',
   }, { lineWidth: 0 });

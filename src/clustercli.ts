@@ -55,6 +55,17 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
         out: { type: 'string', demandOption: true, describe: 'where to write the bootstrap kubeconfig (0600)' },
       }), wrap(clusterInit))
       .demandCommand(1, 'name a cluster command: rbac or init'))
+    .command('bundle', 'everything one node needs (bootstrap kubeconfig, token, config, units, install.sh)', (c) => c.options({
+      node: { type: 'string', demandOption: true, describe: 'the node\'s name' },
+      identity: { type: 'string', choices: ['kubelet', 'haproxy', 'keepalived'], default: 'kubelet' },
+      out: { type: 'string', demandOption: true, describe: 'a folder, or FILE.tar.gz' },
+      kubeconfig: { type: 'string', describe: 'an admin kubeconfig: mint a new token for this node (unless --token-file)' },
+      'token-file': { type: 'string', describe: 'use this bootstrap token instead of minting one' },
+      server: { type: 'string', describe: 'API server URL for the node (default: the admin kubeconfig\'s)' },
+      ca: { type: 'string', describe: 'cluster CA file (default: the admin kubeconfig\'s)' },
+      ttl: tokenOptions['ttl']!,
+      groups: tokenOptions['groups']!,
+    }), wrap(bundle))
     .command('kubeconfig', 'kubeconfig files', (t) => t
       .command('bootstrap', 'write a bootstrap kubeconfig (CA embedded)', (c) => c.options({
         server: { type: 'string', demandOption: true, describe: 'API server URL' },
@@ -229,5 +240,35 @@ const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string;
   if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${a.ca}: holds no PEM certificate`);
   await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
+  return ExitCode.ok;
+};
+
+const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?: string; 'token-file'?: string; server?: string; ca?: string; ttl: string; groups: string[] }> = async (a, io) => {
+  const { writeBundle } = await import('./bundle.js');
+  let server = a.server;
+  let caPem = a.ca ? await fs.readFile(a.ca, 'utf8').catch((e: Error) => {
+    throw new ConfigError(`--ca ${a.ca}: ${e.message}`);
+  }) : undefined;
+  let token: string;
+  if (a['token-file']) {
+    token = (await fs.readFile(a['token-file'], 'utf8').catch((e: Error) => {
+      throw new ConfigError(`--token-file ${a['token-file']}: ${e.message}`);
+    })).trim();
+  } else {
+    if (!a.kubeconfig) throw new ConfigError('give --kubeconfig (an admin kubeconfig, to mint a token for this node) or --token-file');
+    const made = await makeToken({ kubeconfig: a.kubeconfig, 'dry-run': false, output: 'yaml', ttl: a.ttl, groups: a.groups, description: `tlsboot bundle for ${a.node}` }, io);
+    token = made!.value;
+  }
+  if (a.kubeconfig && (!server || !caPem)) {
+    const { adminClient } = await lib();
+    const adm = await adminClient(a.kubeconfig);
+    await adm.api.close();
+    server ??= adm.server;
+    caPem ??= adm.caPem;
+  }
+  if (!server || !caPem) throw new ConfigError('give --server and --ca (or --kubeconfig to take them from)');
+  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) throw new ConfigError('the token must look like abcdef.0123456789abcdef');
+  const service = await writeBundle({ node: a.node, identity: a.identity as 'kubelet', server, caPem, token, out: a.out });
+  io.stdout(`bundle for ${a.node} (${service}) written to ${a.out}; on the node run install.sh from it\n`);
   return ExitCode.ok;
 };

@@ -114,3 +114,37 @@ t.test('bad input: one line, exit 2', async (t) => {
   t.equal(denied.code, 2);
   t.match(denied.output, /not allowed .*use a cluster-admin kubeconfig/);
 });
+
+t.test('bundle: one archive per node; installed, its config bootstraps the node', async (t) => {
+  const dir = await tempDir(t);
+  t.equal((await runCli(['cluster', 'rbac', ...admin])).code, 0, 'RBAC in place (idempotent)');
+  const archive = path.join(dir, 'lb7.tar.gz');
+  const res = await runCli(['bundle', '--node', 'lb7', '--identity', 'haproxy', ...admin, '--out', archive]);
+  t.equal(res.code, 0, res.output);
+  t.equal((await fs.stat(archive)).mode & 0o777, 0o600);
+  const { execFile } = await import('node:child_process');
+  const run = (cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> => new Promise((resolve, reject) =>
+    execFile(cmd, args, { env: { ...process.env, ...env } }, (err, stdout, stderr) => (err ? reject(new Error(stderr || err.message)) : resolve(stdout))));
+  const unpacked = path.join(dir, 'unpacked');
+  await fs.mkdir(unpacked);
+  await run('tar', ['-xzf', archive, '-C', unpacked]);
+  const root = path.join(dir, 'root');
+  await run('sh', [path.join(unpacked, 'install.sh')], { DESTDIR: root });
+  const etc = path.join(root, 'etc');
+  t.equal((await fs.stat(path.join(etc, 'tlsboot/bootstrap-token'))).mode & 0o777, 0o600);
+  t.equal((await fs.stat(path.join(etc, 'tlsboot/bootstrap.kubeconfig'))).mode & 0o777, 0o600);
+  t.notMatch(await fs.readFile(path.join(etc, 'tlsboot/bootstrap.kubeconfig'), 'utf8'), /token/, 'the token travels apart');
+  for (const f of ['systemd/system/tlsboot@.service', 'systemd/system/haproxy.service.d/tlsboot.conf', 'systemd/system/tlsboot@haproxy.service.d/paths.conf']) {
+    t.ok(await fs.stat(path.join(etc, f)), f);
+  }
+  // run the installed config, with its absolute paths moved under the test folder
+  const config = (await fs.readFile(path.join(etc, 'tlsboot/haproxy.yaml'), 'utf8'))
+    .replaceAll('/etc/tlsboot/', `${etc}/tlsboot/`).replaceAll('/var/lib/tlsboot', `${root}/var/lib/tlsboot`)
+    .replaceAll('/etc/haproxy/certs', `${root}/certs`).replace('127.0.0.1:9717', '127.0.0.1:0');
+  await fs.writeFile(path.join(etc, 'tlsboot/haproxy.yaml'), config);
+  const node = await runCli(['run', '--once', '--config', path.join(etc, 'tlsboot/haproxy.yaml'), '--systemctl', '/bin/true'], { env: { CREDENTIALS_DIRECTORY: path.join(etc, 'tlsboot') } });
+  t.equal(node.code, 0, node.output);
+  t.equal(await whoami(`${root}/var/lib/tlsboot/haproxy/kubeconfig`), 'system:node:lb7');
+  const list = await runCli(['token', 'list', ...admin]);
+  t.match(list.output, /tlsboot bundle for lb7/, 'a token minted for this node, labelled');
+});
