@@ -2,6 +2,7 @@
 // or rotating with the current certificate, and keep it valid. Modelled on kubelet's two paths:
 // bootstrap = pkg/kubelet/certificate/bootstrap (persisted key, deterministic CSR name),
 // rotation = client-go util/certificate (fresh key, generateName), same retry schedule.
+import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clientFor, type ApiClient, type Credentials, type CsrObject } from './api.js';
@@ -173,9 +174,11 @@ export class Agent {
     let chain: CertInfo[];
     try {
       chain = parseChain(cc.certPem);
-      loadPrivateKey(cc.keyPem, cc.keyPath ?? this.opts.kubeconfig);
+      const key = loadPrivateKey(cc.keyPem, cc.keyPath ?? this.opts.kubeconfig);
+      // kubelet checks only expiry; a mismatched pair would fail every TLS handshake for ever.
+      if (!new X509Certificate(cc.certPem).checkPrivateKey(key.privateKey)) throw new Error('the private key does not match the certificate');
     } catch (err) {
-      this.log.warn('the client certificate in the kubeconfig is unreadable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
+      this.log.warn('the client certificate in the kubeconfig is unusable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
       return undefined;
     }
     const now = this.now().getTime();

@@ -78,6 +78,14 @@ const RUN_OPTIONS: Record<string, Options> = {
 
 const STATUS_KEYS = ['config', 'kubeconfig', 'cert-dir', 'node-name', 'signer-name', 'common-name', 'organization', 'file-prefix', 'key-algorithm', 'keep', 'approval-timeout', 'allow-insecure-bootstrap'];
 
+const DOCTOR_KEYS = [...STATUS_KEYS, 'bootstrap-kubeconfig', 'usage', 'dns-name', 'ip-address', 'expiration-seconds'];
+
+function doctorOptions(y: Argv): Argv<StatusArgs> {
+  const opts = Object.fromEntries(DOCTOR_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));
+  return y.options({ ...opts, json: { type: 'boolean', default: false, describe: 'print JSON' } })
+    .epilogue('Checks in order and stops at the first failure. Exit codes: 0 no failure (warnings allowed), 1 a check failed, 2 usage error.') as unknown as Argv<StatusArgs>;
+}
+
 function statusOptions(y: Argv): Argv<StatusArgs> {
   const opts = Object.fromEntries(STATUS_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));
   return y.options({ ...opts, json: { type: 'boolean', default: false, describe: 'print JSON' } })
@@ -96,7 +104,7 @@ function runOptions(y: Argv): Argv<RunArgs> {
  * variable in the environment must not stop the daemon (yargs' .env() with .strict() would).
  */
 export function envArguments(argv: string[], env: NodeJS.ProcessEnv): string[] {
-  const flags = argv[0] === 'run' ? Object.keys(RUN_OPTIONS) : argv[0] === 'status' ? STATUS_KEYS : [];
+  const flags = argv[0] === 'run' ? Object.keys(RUN_OPTIONS) : argv[0] === 'status' ? STATUS_KEYS : argv[0] === 'doctor' ? DOCTOR_KEYS : [];
   const out: string[] = [];
   for (const flag of flags) {
     const value = env[`TLSBOOT_${flag.toUpperCase().replace(/-/g, '_')}`];
@@ -187,6 +195,20 @@ async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
   }
 }
 
+async function doctorCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
+  try {
+    const { runDoctor, formatChecks } = await import('./doctor.js');
+    const config = await configFrom(a);
+    const results: Array<{ identity: string; checks: Awaited<ReturnType<typeof runDoctor>> }> = [];
+    for (const id of config.identities) results.push({ identity: id.name, checks: await runDoctor(id) });
+    if (a.json) io.stdout(JSON.stringify({ identities: results }, null, 2) + '\n');
+    else io.stdout(results.map((r) => (results.length > 1 ? `${r.identity}:\n` : '') + formatChecks(r.checks)).join('\n'));
+    return results.some((r) => r.checks.some((c) => c.verdict === 'fail')) ? ExitCode.runtime : ExitCode.ok;
+  } catch (err) {
+    return report(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
+  }
+}
+
 function report(err: unknown, log: Logger): ExitCodeValue {
   if (err instanceof TlsbootError) {
     log.error(err.message);
@@ -213,6 +235,10 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
       if (failed) return;
       code = await statusCommand(a as unknown as StatusArgs, io);
     })
+    .command('doctor', 'find out why bootstrap or rotation does not work, with the fix', doctorOptions, async (a) => {
+      if (failed) return;
+      code = await doctorCommand(a as unknown as StatusArgs, io);
+    })
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION}\n`);
     });
@@ -220,7 +246,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
     if (!failed) code = await h();
   });
   parser
-    .demandCommand(1, 'name a command: run, status, token, cluster, kubeconfig or version')
+    .demandCommand(1, 'name a command: run, status, doctor, token, cluster, kubeconfig, bundle or version')
     .strict()
     .help()
     .alias('help', 'h')
