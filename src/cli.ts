@@ -134,7 +134,7 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
     const config = await configFrom(a);
     // Loaded here, not at the top: `version` and `--help` need none of the heavy modules.
     const [{ Daemon }, { Notifier }] = await Promise.all([import('./daemon.js'), import('./notify.js')]);
-    const daemon = new Daemon(config, { log, notifier: new Notifier(log), ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
+    const daemon = new Daemon(config, { log, notifier: new Notifier(log), once: a.once, ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
     io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
     io.onSignal?.('SIGINT', () => controller.abort(new Error('SIGINT')));
     io.onSignal?.('SIGUSR1', () => daemon.rotateNow());

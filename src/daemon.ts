@@ -23,6 +23,8 @@ export interface DaemonOptions {
   systemctl?: string;
   /** Hook retry base (tests shorten it). */
   hookRetryBaseMs?: number;
+  /** --once: hooks run once, without retries. */
+  once?: boolean;
 }
 
 /** What `tlsboot status` reads: <certDir>/.<prefix>.state.json (hidden: the visible layout stays kubelet's). */
@@ -74,6 +76,7 @@ export class Daemon {
       log: this.log,
       ...(opts.systemctl ? { systemctl: opts.systemctl } : {}),
       ...(opts.hookRetryBaseMs ? { retryBaseMs: opts.hookRetryBaseMs } : {}),
+      retry: !opts.once,
       onResult: (identity, hook, ok) => {
         if (!ok) this.metrics.hookFailures.inc({ identity, hook });
         for (const slot of this.slots) void this.writeState(slot);

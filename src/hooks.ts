@@ -30,6 +30,8 @@ export interface HookRunnerOptions {
   retryBaseMs?: number;
   retryMaxMs?: number;
   onResult?: (identity: string, hook: string, ok: boolean) => void;
+  /** Retry failed hooks (the daemon); false runs each once (--once). Default true. */
+  retry?: boolean;
 }
 
 interface Job {
@@ -122,9 +124,12 @@ export class HookRunner {
       job.lastError = errorMessage(err);
       const base = this.opts.retryBaseMs ?? 2000;
       const delay = Math.min(this.opts.retryMaxMs ?? 300_000, base * 2 ** (job.failures - 1)) * (1 + 0.1 * Math.random());
-      this.opts.log.warn('hook failed; will retry', { hook: job.hook, identity: who, error: job.lastError, attempt: job.failures, retryInMs: Math.round(delay) });
+      this.opts.log.warn(this.opts.retry === false ? 'hook failed' : 'hook failed; will retry', {
+        hook: job.hook, identity: who, error: job.lastError, attempt: job.failures, ...(this.opts.retry === false ? {} : { retryInMs: Math.round(delay) }),
+      });
       this.opts.onResult?.(who, job.hook, false);
-      if (!this.stopped) this.schedule(job, delay);
+      if (this.opts.retry === false) job.timer = undefined;
+      else if (!this.stopped) this.schedule(job, delay);
     }
   }
 

@@ -285,6 +285,15 @@ export class ControlPlane {
     ].join('\n---\n'));
   }
 
+  /** Let a bootstrap group create CSRs (system:node-bootstrapper) without auto-approval. */
+  async allowCsrCreation(group: string): Promise<void> {
+    await this.apply([
+      'apiVersion: rbac.authorization.k8s.io/v1', 'kind: ClusterRoleBinding', `metadata: {name: "csr-create-${group.replace(/[^a-z0-9-]/g, '-')}"}`,
+      'roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:node-bootstrapper"}',
+      `subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "${group}"}]`,
+    ].join('\n'));
+  }
+
   /**
    * Create a bootstrap token Secret. By default in kubeadm's node group, which the bindings
    * let create CSRs and have them auto-approved; `groups` overrides (e.g. a group with only

@@ -16,11 +16,7 @@ const run = promisify(execFile);
 const cp = await startPlane(t);
 const token = await cp.createToken();
 // A group that may create CSRs (node-bootstrapper) but has no auto-approve binding.
-await cp.apply(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "manual-approval-bootstrap"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:node-bootstrapper"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:bootstrappers:manual"}]`);
+await cp.allowCsrCreation('system:bootstrappers:manual');
 const manualToken = await cp.createToken({ groups: ['system:bootstrappers:manual'] });
 const requestOf = (c: CsrObject): string => Buffer.from(c.spec.request, 'base64').toString();
 const byUser = (u: string) => (c: CsrObject): boolean => c.spec.username === u;

@@ -8,11 +8,7 @@ import { runCli, tempDir } from '../support/helpers.js';
 
 const cp = await startPlane(t);
 const good = await cp.createToken();
-await cp.apply(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "doctor-manual"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:node-bootstrapper"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: "system:bootstrappers:manual"}]`);
+await cp.allowCsrCreation('system:bootstrappers:manual');
 const manual = await cp.createToken({ groups: ['system:bootstrappers:manual'] });
 const nobody = await cp.createToken({ groups: ['system:bootstrappers:unbound'] });
 

@@ -105,6 +105,17 @@ t.test('a failing hook is retried, reported in status and STATUS, and does not b
   t.equal(await p.stop('SIGTERM'), 0);
 });
 
+t.test('under --once a failing hook runs once and makes the exit code 1, without waiting', async (t) => {
+  const { dir, bootstrap } = await fakeNode(t);
+  const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'o1', '    hooks:\n      - { exec: ["/bin/false"] }\n')}`);
+  const start = Date.now();
+  const res = await runInProcess(['run', '--once', '--config', config]);
+  t.equal(res.code, 1);
+  t.match(res.stderr, /hook failed hook="exec \/bin\/false" identity=o1 error="\/bin\/false exited with 1" attempt=1\n/);
+  t.ok(Date.now() - start < 10_000, 'no retry loop');
+  t.ok(await exists(path.join(dir, 'o1/pki/kubelet-client-current.pem')), 'the certificate is in place all the same');
+});
+
 interface Listener {
   lines: string[];
 }
