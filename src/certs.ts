@@ -47,11 +47,6 @@ function describe(cert: x509.X509Certificate): CertInfo {
   };
 }
 
-/** Re-encode the certificates of a chain as clean CERTIFICATE blocks (kubelet drops headers). */
-export function normaliseChain(text: string): string {
-  return splitPem(text).filter((b) => b.type === 'CERTIFICATE').map((b) => b.pem).join('');
-}
-
 const KEY_USAGE_BITS: Record<string, number> = {
   'digital signature': x509.KeyUsageFlags.digitalSignature,
   'content commitment': x509.KeyUsageFlags.nonRepudiation,

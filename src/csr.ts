@@ -1,7 +1,6 @@
 // PKCS#10 requests shaped like Go's x509.CreateCertificateRequest output, and kubelet's
 // deterministic CSR name.
 import { createHash, webcrypto } from 'node:crypto';
-import { isIP } from 'node:net';
 import { type KeyPair, spkiDer } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -102,8 +101,4 @@ export async function parseCsrPem(pem: string): Promise<ParsedCsr> {
 
 export function subjectOf(name: x509.Name): Subject {
   return { commonName: name.getField('CN')[0] ?? '', organizations: name.getField('O') };
-}
-
-export function isIpAddress(value: string): boolean {
-  return isIP(value) !== 0;
 }

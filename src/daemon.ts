@@ -15,7 +15,6 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
 import { resolveOutputs, writeOutputs, type ResolvedOutput } from './outputs.js';
-import { CertStore } from './store.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -215,7 +214,7 @@ export class Daemon {
     const changed = await this.syncOutputs(slot);
     this.hooks.trigger(slot.cfg.hooks, {
       identity: slot.cfg.name, certFile: state.file, kubeconfig: slot.cfg.kubeconfig,
-      changed: [state.file, new CertStore(slot.cfg.certDir, slot.cfg.identity.filePrefix).currentPath, ...changed],
+      changed: [state.file, slot.agent.store.currentPath, ...changed],
     });
   }
 
@@ -244,8 +243,7 @@ export class Daemon {
   /** Bring the extra outputs in line with the current certificate; returns what was written. */
   private async syncOutputs(slot: Slot): Promise<string[]> {
     if (slot.outputs.length === 0) return [];
-    const store = new CertStore(slot.cfg.certDir, slot.cfg.identity.filePrefix);
-    const current = await store.current();
+    const current = await slot.agent.store.current();
     if (!current) return [];
     const caPem = (await readKubeconfig(slot.cfg.kubeconfig).catch(() => undefined))?.caPem;
     const written = await writeOutputs(slot.outputs, { chainPem: current.chainPem, keyPem: current.keyPem, ...(caPem ? { caPem } : {}) }, `identity ${slot.cfg.name}`);

@@ -8,6 +8,7 @@ import type { IdentityConfig } from './config.js';
 import { ApiError, errorMessage } from './errors.js';
 import { approveCommand, KUBELET_CLIENT_SIGNER, usagesFor } from './identity.js';
 import { readKubeconfig, type ClientConfig } from './kubeconfig.js';
+import { rotationWindow } from './schedule.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from './version.js';
 
@@ -212,8 +213,8 @@ async function certificate(ctx: Ctx, now: Date): Promise<Check> {
   if (!cert.checkPrivateKey(current.key.privateKey)) problems.push('the key does not match the certificate');
   const caPem = ctx.cluster?.caPem;
   if (caPem && !cert.verify(new X509Certificate(caPem).publicKey)) problems.push('not signed by the cluster CA in the kubeconfig');
-  const life = leaf.notAfter.getTime() - leaf.notBefore.getTime();
-  const window = `${new Date(leaf.notBefore.getTime() + 0.7 * life).toISOString()} .. ${new Date(leaf.notBefore.getTime() + 0.9 * life).toISOString()}`;
+  const w = rotationWindow(leaf.notBefore, leaf.notAfter);
+  const window = `${w.from.toISOString()} .. ${w.to.toISOString()}`;
   return problems.length === 0
     ? { check: 'certificate', verdict: 'ok', detail: `${store.currentPath}: valid until ${leaf.notAfter.toISOString()}, key matches, chains to the CA; rotation due ${window}` }
     : { check: 'certificate', verdict: 'fail', detail: `${store.currentPath}: ${problems.join('; ')}`, fix: `remove ${store.currentPath} and restart tlsboot to bootstrap again` };

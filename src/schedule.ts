@@ -15,6 +15,11 @@ export function rotationDeadline(notBefore: Date, notAfter: Date, rand: Random =
   return new Date(notBefore.getTime() + f * lifetime);
 }
 
+/** The span in which rotationDeadline falls, for reports that do not know the random draw. */
+export function rotationWindow(notBefore: Date, notAfter: Date): { from: Date; to: Date } {
+  return { from: rotationDeadline(notBefore, notAfter, () => 0), to: rotationDeadline(notBefore, notAfter, () => 1) };
+}
+
 /**
  * kubelet's retry schedule: 2, 4, 8, 16 s, each stretched by up to 10 %, then every 32 s.
  * `attempt` counts failures so far, from 1.

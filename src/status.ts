@@ -5,6 +5,7 @@ import { promises as fs } from 'node:fs';
 import type { DaemonConfig } from './config.js';
 import { stateFilePath, type StateFile } from './daemon.js';
 import { errorMessage, type ExitCodeValue } from './errors.js';
+import { rotationWindow } from './schedule.js';
 import { CertStore } from './store.js';
 
 export interface IdentityStatus {
@@ -34,13 +35,14 @@ export async function readStatus(config: DaemonConfig, now = new Date()): Promis
       if (current) {
         const leaf = current.chain[0]!;
         const life = leaf.notAfter.getTime() - leaf.notBefore.getTime();
+        const window = rotationWindow(leaf.notBefore, leaf.notAfter);
         Object.assign(s, {
           subject: `CN=${leaf.subject.commonName}${leaf.subject.organizations.map((o) => `, O=${o}`).join('')}`,
           issuer: leaf.issuer, notBefore: leaf.notBefore.toISOString(), notAfter: leaf.notAfter.toISOString(),
         });
         s.nextRotation = saved?.nextRotation && saved.notAfter === s.notAfter
           ? saved.nextRotation
-          : `${new Date(leaf.notBefore.getTime() + 0.7 * life).toISOString()}..${new Date(leaf.notBefore.getTime() + 0.9 * life).toISOString()}`;
+          : `${window.from.toISOString()}..${window.to.toISOString()}`;
         if (leaf.notAfter.getTime() <= now.getTime()) s.state = 'expired';
         else if (leaf.notAfter.getTime() - now.getTime() < 0.1 * life) s.state = 'expiring';
         else if (s.hookFailures.length > 0) s.state = 'hook-failing';

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { parseChain } from '../src/certs.js';
+import { rotationWindow } from '../src/schedule.js';
 import { ControlPlane } from './controlplane/controlplane.js';
 import { CLI } from './support/helpers.js';
 
@@ -36,8 +37,8 @@ try {
   say(`$ openssl x509 -in ${pem} -noout -subject -issuer -dates`);
   say((await run('openssl', ['x509', '-in', pem, '-noout', '-subject', '-issuer', '-dates'])).stdout);
   const [leaf] = parseChain(await fs.readFile(pem, 'utf8'));
-  const life = leaf!.notAfter.getTime() - leaf!.notBefore.getTime();
-  say(`next rotation: between ${new Date(leaf!.notBefore.getTime() + 0.7 * life).toISOString()} and ${new Date(leaf!.notBefore.getTime() + 0.9 * life).toISOString()} (70-90 % of the lifetime, as kubelet)\n`);
+  const w = rotationWindow(leaf!.notBefore, leaf!.notAfter);
+  say(`next rotation: between ${w.from.toISOString()} and ${w.to.toISOString()} (70-90 % of the lifetime, as kubelet)\n`);
   say(`$ kubectl --kubeconfig ${path.join(dir, 'kubelet.kubeconfig')} auth whoami`);
   say(await cp.kubectl(['auth', 'whoami'], { kubeconfig: path.join(dir, 'kubelet.kubeconfig') }));
   say('$ kubectl get csr');

@@ -10,7 +10,7 @@ import type { CsrObject } from '../../src/api.js';
 import { digestedName, parseCsrPem } from '../../src/csr.js';
 import { x509 } from '../../src/x509.js';
 import { csrsBy, currentTarget, makeNode, startPlane, startTlsboot, until } from '../support/e2e.js';
-import { listDir, runCli, tempDir } from '../support/helpers.js';
+import { listDir, runCli, tempDir, type CliProcess } from '../support/helpers.js';
 
 const run = promisify(execFile);
 const cp = await startPlane(t);
@@ -18,6 +18,15 @@ const token = await cp.createToken();
 // A group that may create CSRs (node-bootstrapper) but has no auto-approve binding.
 await cp.allowCsrCreation('system:bootstrappers:manual');
 const manualToken = await cp.createToken({ groups: ['system:bootstrappers:manual'] });
+/** The CSR tlsboot waits on stays Pending for `ms`, then `kubectl certificate approve` lets it finish. */
+async function pendingUntilApproved(p: CliProcess, ms: number, why: string): Promise<number> {
+  const name = (await p.waitFor(/approve="kubectl certificate approve (node-csr-[\w-]+)"/))[1]!;
+  await new Promise((r) => setTimeout(r, ms));
+  const [csr] = await csrsBy(cp, (c) => c.metadata.name === name);
+  if ((csr?.status?.conditions ?? []).length > 0) throw new Error(`${name} did not stay Pending (${why}): ${JSON.stringify(csr?.status?.conditions)}`);
+  await cp.kubectl(['certificate', 'approve', name]);
+  return p.exited;
+}
 const requestOf = (c: CsrObject): string => Buffer.from(c.spec.request, 'base64').toString();
 const byUser = (u: string) => (c: CsrObject): boolean => c.spec.username === u;
 
@@ -106,12 +115,7 @@ t.test('restart with a valid credential creates no CSR', async (t) => {
 t.test('no auto-approve binding: stays Pending with the approve command; kubectl approve finishes it', async (t) => {
   const node = await makeNode(t, cp, 'node-manual', manualToken);
   const p = startTlsboot(t, node.args('--once'));
-  const m = await p.waitFor(/approve="kubectl certificate approve (node-csr-[\w-]+)"/);
-  await new Promise((r) => setTimeout(r, 1500));
-  const [csr] = await csrsBy(cp, (c) => c.metadata.name === m[1]);
-  t.same(csr?.status?.conditions ?? [], [], 'still Pending');
-  await cp.kubectl(['certificate', 'approve', m[1]!]);
-  t.equal(await p.exited, 0, p.output);
+  t.equal(await pendingUntilApproved(p, 1500, 'no auto-approve binding'), 0, p.output);
   t.ok((await fs.lstat(path.join(node.pki, 'kubelet-client-current.pem'))).isSymbolicLink());
 });
 
@@ -163,12 +167,7 @@ t.test('a custom identity on kube-apiserver-client stays Pending and is issued a
   const node = await makeNode(t, cp, 'lb1', token);
   const p = startTlsboot(t, node.args('--once', '--signer-name', 'kubernetes.io/kube-apiserver-client', '--common-name', 'haproxy',
     '--organization', 'lb', '--file-prefix', 'haproxy-client'));
-  const m = await p.waitFor(/approve="kubectl certificate approve (node-csr-[\w-]+)"/);
-  await new Promise((r) => setTimeout(r, 2000));
-  const [csr] = await csrsBy(cp, (c) => c.metadata.name === m[1]);
-  t.same(csr?.status?.conditions ?? [], [], 'the KCM never auto-approves this signer');
-  await cp.kubectl(['certificate', 'approve', m[1]!]);
-  t.equal(await p.exited, 0, p.output);
+  t.equal(await pendingUntilApproved(p, 2000, 'the KCM never auto-approves this signer'), 0, p.output);
   t.ok((await listDir(node.pki)).includes('haproxy-client-current.pem'));
   const who = JSON.parse(await cp.kubectl(['auth', 'whoami', '-o', 'json'], { kubeconfig: node.kubeconfig })) as { status: { userInfo: { username: string; groups: string[] } } };
   t.equal(who.status.userInfo.username, 'haproxy');

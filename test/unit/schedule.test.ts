@@ -1,5 +1,5 @@
 import t from 'tap';
-import { retryDelayMs, rotationDeadline, sleepUntil } from '../../src/schedule.js';
+import { retryDelayMs, rotationDeadline, rotationWindow, sleepUntil } from '../../src/schedule.js';
 
 t.test('deadline is 70-90 % of the lifetime from NotBefore', async (t) => {
   const nb = new Date('2026-01-01T00:00:00Z');
@@ -8,6 +8,8 @@ t.test('deadline is 70-90 % of the lifetime from NotBefore', async (t) => {
   t.equal(rotationDeadline(nb, na, () => 0.5).toISOString(), '2026-01-09T00:00:00.000Z');
   t.equal(rotationDeadline(nb, na, () => 0.999999).getTime() < new Date('2026-01-10T00:00:00Z').getTime(), true);
   t.equal(rotationDeadline(nb, na, () => 0.3, 0.5).toISOString(), '2026-01-06T00:00:00.000Z', 'fixed fraction');
+  const w = rotationWindow(nb, na);
+  t.same([w.from.toISOString(), w.to.toISOString()], ['2026-01-08T00:00:00.000Z', '2026-01-10T00:00:00.000Z']);
 });
 
 t.test('retry schedule: 2, 4, 8, 16 s with up to 10 % jitter, then 32 s', async (t) => {
