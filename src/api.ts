@@ -1,5 +1,6 @@
 // A small typed client for the one API tlsboot needs: certificates.k8s.io/v1
-// CertificateSigningRequests (create, get, list by name, watch by name) plus /healthz.
+// CertificateSigningRequests (create, get, list, watch, approve) plus /healthz and plain JSON
+// calls for the cluster-side commands.
 import { Agent, request, type Dispatcher } from 'undici';
 import { ApiError } from './errors.js';
 import type { ClientConfig } from './kubeconfig.js';
@@ -69,6 +70,14 @@ export type WatchEvent =
   | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: CsrObject }
   | { type: 'ERROR'; object: StatusObject };
 
+export interface ResourceAttributes {
+  group: string;
+  resource: string;
+  verb: string;
+  subresource?: string;
+  name?: string;
+}
+
 export interface CsrList {
   items: CsrObject[];
   resourceVersion: string;
@@ -112,12 +121,35 @@ export class ApiClient {
     return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
   }
 
+  /** Every CSR (the approver's view), with the list's resourceVersion to watch from. */
+  async listCsrs(signal?: AbortSignal): Promise<CsrList> {
+    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>('GET', CSR_PATH, undefined, signal);
+    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
+  }
+
   /**
    * Watch one CSR by name from a resourceVersion. Yields events until the server ends the
    * stream (its timeoutSeconds) or the signal aborts; a 410 arrives as an ERROR event.
    */
-  async *watchCsr(name: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds = 300): AsyncGenerator<WatchEvent> {
-    const query = `${selector(name)}&watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}` +
+  watchCsr(name: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds = 300): AsyncGenerator<WatchEvent> {
+    return this.watch(`${selector(name)}&`, name, resourceVersion, signal, timeoutSeconds);
+  }
+
+  /** Watch every CSR, as watchCsr does one. */
+  watchCsrs(resourceVersion: string, signal: AbortSignal, timeoutSeconds = 300): AsyncGenerator<WatchEvent> {
+    return this.watch('', 'certificatesigningrequests', resourceVersion, signal, timeoutSeconds);
+  }
+
+  /**
+   * Write the CSR's conditions through the approval subresource. The object's resourceVersion
+   * makes it conditional: if anyone changed the CSR since we read it, the answer is 409.
+   */
+  async updateApproval(csr: CsrObject, signal?: AbortSignal): Promise<CsrObject> {
+    return this.json<CsrObject>('PUT', `${CSR_PATH}/${encodeURIComponent(csr.metadata.name ?? '')}/approval`, csr, signal);
+  }
+
+  private async *watch(filter: string, label: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds: number): AsyncGenerator<WatchEvent> {
+    const query = `${filter}watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}` +
       (resourceVersion ? `&resourceVersion=${encodeURIComponent(resourceVersion)}` : '');
     const res = await this.send('GET', `${CSR_PATH}?${query}`, undefined, signal, 0);
     if (res.statusCode !== 200) throw await this.errorFrom('GET', `${CSR_PATH} (watch)`, res);
@@ -125,21 +157,29 @@ export class ApiClient {
     try {
       for await (const chunk of res.body) {
         buffered += (chunk as Buffer).toString('utf8');
-        if (buffered.length > MAX_BODY_BYTES) throw new ApiError(`watch ${name}: event larger than ${MAX_BODY_BYTES} bytes`, 0);
+        if (buffered.length > MAX_BODY_BYTES) throw new ApiError(`watch ${label}: event larger than ${MAX_BODY_BYTES} bytes`, 0);
         let nl: number;
         while ((nl = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, nl).trim();
           buffered = buffered.slice(nl + 1);
-          if (line) yield parseEvent(line, name);
+          if (line) yield parseEvent(line, label);
         }
       }
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof ApiError) throw err;
-      throw new ApiError(`watch of ${name} broke: ${(err as Error).message}`, 0);
+      throw new ApiError(`watch of ${label} broke: ${(err as Error).message}`, 0);
     } finally {
       res.body.destroy();
     }
+  }
+
+  /** SelfSubjectAccessReview: may the client's identity do this? */
+  async canI(attributes: ResourceAttributes, signal?: AbortSignal): Promise<boolean> {
+    const r = await this.json<{ status?: { allowed?: boolean } }>('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: attributes },
+    }, signal);
+    return r.status?.allowed === true;
   }
 
   /** Any JSON API call (the cluster-side commands: Secrets, RBAC). */

@@ -2,6 +2,7 @@
 // variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
+import { APPROVE_KEYS, approveCommand, approveOptions, type ApproveArgs } from './approvecli.js';
 import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
 import type { DaemonConfig, IdentityConfig } from './config.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
@@ -104,7 +105,9 @@ function runOptions(y: Argv): Argv<RunArgs> {
  * variable in the environment must not stop the daemon (yargs' .env() with .strict() would).
  */
 export function envArguments(argv: string[], env: NodeJS.ProcessEnv): string[] {
-  const flags = argv[0] === 'run' ? Object.keys(RUN_OPTIONS) : argv[0] === 'status' ? STATUS_KEYS : argv[0] === 'doctor' ? DOCTOR_KEYS : [];
+  const keys: Record<string, string[]> = { run: Object.keys(RUN_OPTIONS), status: STATUS_KEYS, doctor: DOCTOR_KEYS, approve: APPROVE_KEYS };
+  const command = argv[0] ?? '';
+  const flags = Object.hasOwn(keys, command) ? keys[command]! : [];
   const out: string[] = [];
   for (const flag of flags) {
     const value = env[`TLSBOOT_${flag.toUpperCase().replace(/-/g, '_')}`];
@@ -239,6 +242,10 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
       if (failed) return;
       code = await doctorCommand(a as unknown as StatusArgs, io);
     })
+    .command('approve', 'approve and deny CSRs by a policy file (for signers the controller-manager does not approve)', approveOptions, async (a) => {
+      if (failed) return;
+      code = await approveCommand(a as unknown as ApproveArgs, io);
+    })
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION}\n`);
     });
@@ -246,7 +253,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
     if (!failed) code = await h();
   });
   parser
-    .demandCommand(1, 'name a command: run, status, doctor, token, cluster, kubeconfig, bundle or version')
+    .demandCommand(1, 'name a command: run, status, doctor, approve, token, cluster, kubeconfig, bundle or version')
     .strict()
     .help()
     .alias('help', 'h')

@@ -4,9 +4,13 @@
 import { randomInt } from 'node:crypto';
 import { stringify as stringifyYaml } from 'yaml';
 import { clientFor, type ApiClient } from './api.js';
+import { buildCsrPem } from './csr.js';
+import { waitForCertificate } from './csrwait.js';
 import { ApiError, ConfigError } from './errors.js';
 export { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
+import { generateKey, privateKeyPem } from './keys.js';
 import { readKubeconfig } from './kubeconfig.js';
+import { silentLogger } from './log.js';
 import { USER_AGENT } from './version.js';
 
 const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -168,15 +172,82 @@ export async function deleteToken(api: ApiClient, id: string): Promise<void> {
 
 /** The kubeconfig a node bootstraps with: server, the CA embedded, the token (unless it is kept apart). */
 export function renderBootstrapKubeconfig(input: { server: string; caPem: string; token?: string; tlsServerName?: string }): string {
+  return renderKubeconfig(input, 'tls-bootstrap', input.token ? { token: input.token } : {});
+}
+
+/** A self-contained kubeconfig for a client certificate (CA, certificate and key embedded). */
+export function renderClientKubeconfig(input: { server: string; caPem: string; tlsServerName?: string; user: string; certPem: string; keyPem: string }): string {
+  const b64 = (s: string): string => Buffer.from(s).toString('base64');
+  return renderKubeconfig(input, input.user, { 'client-certificate-data': b64(input.certPem), 'client-key-data': b64(input.keyPem) });
+}
+
+function renderKubeconfig(input: { server: string; caPem: string; tlsServerName?: string }, user: string, credentials: Record<string, string>): string {
   const cluster: Record<string, unknown> = { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') };
   if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
   return stringifyYaml({
     apiVersion: 'v1', kind: 'Config',
     clusters: [{ name: 'cluster', cluster }],
-    users: [{ name: 'tls-bootstrap', user: input.token ? { token: input.token } : {} }],
-    contexts: [{ name: 'tls-bootstrap', context: { cluster: 'cluster', user: 'tls-bootstrap' } }],
-    'current-context': 'tls-bootstrap',
+    users: [{ name: user, user: credentials }],
+    contexts: [{ name: user, context: { cluster: 'cluster', user } }],
+    'current-context': user,
   }, { lineWidth: 0 });
+}
+
+/**
+ * The policy approver's least privilege: read CSRs, write their approval, approve for exactly
+ * the policy's signers. Plus permission to ask (system:node-bootstrapper) for the groups the
+ * policy approves, since a CSR they cannot create is a CSR nobody can approve.
+ */
+export function approverRbacObjects(signers: string[], user: string, requesterGroups: string[]): K8sObject[] {
+  const group = 'certificates.k8s.io';
+  const rbac = 'rbac.authorization.k8s.io';
+  const objs: K8sObject[] = [
+    {
+      apiVersion: `${rbac}/v1`, kind: 'ClusterRole', metadata: { name: APPROVER_ROLE },
+      rules: [
+        { apiGroups: [group], resources: ['certificatesigningrequests'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: [group], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
+        { apiGroups: [group], resources: ['signers'], resourceNames: signers, verbs: ['approve'] },
+      ],
+    },
+    {
+      apiVersion: `${rbac}/v1`, kind: 'ClusterRoleBinding', metadata: { name: APPROVER_ROLE },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: APPROVER_ROLE },
+      subjects: [{ apiGroup: rbac, kind: 'User', name: user }],
+    },
+  ];
+  if (requesterGroups.length > 0) {
+    objs.push({
+      apiVersion: `${rbac}/v1`, kind: 'ClusterRoleBinding', metadata: { name: `${APPROVER_ROLE}-requesters` },
+      roleRef: { apiGroup: rbac, kind: 'ClusterRole', name: 'system:node-bootstrapper' },
+      subjects: requesterGroups.map((name) => ({ apiGroup: rbac, kind: 'Group', name })),
+    });
+  }
+  return objs;
+}
+
+export const APPROVER_ROLE = 'tlsboot:approver';
+const CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
+
+/**
+ * A client certificate for `commonName` through the CSR API, approved by the caller (an admin)
+ * and issued by the controller-manager's kube-apiserver-client signer.
+ */
+export async function issueClientCertificate(api: ApiClient, commonName: string, expirationSeconds: number, signal: AbortSignal): Promise<{ certPem: string; keyPem: string }> {
+  const pair = await generateKey('ecdsa-p256');
+  const request = await buildCsrPem(pair, { subject: { commonName, organizations: [] }, dnsNames: [], ipAddresses: [] });
+  const created = await api.createCsr({
+    apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest',
+    metadata: { generateName: 'tlsboot-client-' },
+    spec: { request: Buffer.from(request).toString('base64'), signerName: CLIENT_SIGNER, usages: ['digital signature', 'client auth'], expirationSeconds },
+  }, signal);
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const approved = await api.updateApproval({
+    ...created,
+    status: { conditions: [{ type: 'Approved', status: 'True', reason: 'TlsbootClusterApprover', message: `issued by tlsboot cluster approver for ${commonName}`, lastUpdateTime: now }] },
+  }, signal);
+  const certPem = await waitForCertificate(api, approved, { signal, timeoutMs: 120_000, log: silentLogger });
+  return { certPem, keyPem: privateKeyPem(pair) };
 }
 
 /** An admin client from a kubeconfig (client certificate or token). */

@@ -1,4 +1,5 @@
-// The cluster-side commands: token create|list|delete, cluster rbac|init, kubeconfig bootstrap.
+// The cluster-side commands: token create|list|delete, cluster rbac|init|approver, kubeconfig
+// bootstrap, bundle.
 // They take an admin --kubeconfig; --dry-run prints the manifests (-o yaml|json) and applies
 // nothing. Token material goes to stdout once or to a 0600 file, never to logs.
 import { promises as fs } from 'node:fs';
@@ -54,7 +55,15 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
         server: { type: 'string', describe: 'API server URL for nodes (default: the admin kubeconfig\'s)' },
         out: { type: 'string', demandOption: true, describe: 'where to write the bootstrap kubeconfig (0600)' },
       }), wrap(clusterInit))
-      .demandCommand(1, 'name a cluster command: rbac or init'))
+      .command('approver', 'the policy approver\'s least-privilege RBAC, and with --out a kubeconfig for it', (c) => c.options({
+        ...admin,
+        policy: { type: 'string', demandOption: true, describe: 'the approval policy: its signers are the only ones the approver may approve' },
+        user: { type: 'string', default: 'tlsboot:approver', describe: 'the identity the approver runs as' },
+        out: { type: 'string', describe: 'also issue a client certificate for --user and write its kubeconfig here (0600)' },
+        ttl: { type: 'string', default: '8760h', describe: 'lifetime of that certificate (the signer may cap it)' },
+        server: { type: 'string', describe: 'API server URL in that kubeconfig (default: the admin kubeconfig\'s)' },
+      }), wrap(clusterApprover))
+      .demandCommand(1, 'name a cluster command: rbac, init or approver'))
     .command('bundle', 'everything one node needs (bootstrap kubeconfig, token, config, units, install.sh)', (c) => c.options({
       node: { type: 'string', demandOption: true, describe: 'the node\'s name' },
       identity: { type: 'string', choices: ['kubelet', 'haproxy', 'keepalived'], default: 'kubelet' },
@@ -270,5 +279,34 @@ const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?
   if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) throw new ConfigError('the token must look like abcdef.0123456789abcdef');
   const service = await writeBundle({ node: a.node, identity: a.identity as 'kubelet', server, caPem, token, out: a.out });
   io.stdout(`bundle for ${a.node} (${service}) written to ${a.out}; on the node run install.sh from it\n`);
+  return ExitCode.ok;
+};
+
+const clusterApprover: Handler<Common & { policy: string; user: string; ttl: string; server?: string }> = async (a, io) => {
+  const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate, renderClientKubeconfig }, { loadPolicy, policySigners, requesterGroups }] =
+    await Promise.all([lib(), import('./policy.js')]);
+  const policy = await loadPolicy(a.policy);
+  if (!a.user) throw new ConfigError('--user must not be empty');
+  const objs = approverRbacObjects(policySigners(policy), a.user, requesterGroups(policy));
+  if (a['dry-run']) {
+    await print(objs, a.output, io);
+    return ExitCode.ok;
+  }
+  await applyAll(a.kubeconfig, objs, io);
+  if (!a.out) return ExitCode.ok;
+  const ttlMs = parseDuration(a.ttl, '--ttl');
+  if (ttlMs < 600_000) throw new ConfigError('--ttl must be at least 10m (the API refuses shorter certificates)');
+  const { api, server, caPem, tlsServerName } = await adminClient(a.kubeconfig);
+  try {
+    if (!caPem) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to put in the approver's kubeconfig`);
+    const { certPem, keyPem } = await issueClientCertificate(api, a.user, Math.round(ttlMs / 1000), AbortSignal.timeout(150_000))
+      .catch((err: unknown) => {
+        throw adminError(err, a.kubeconfig);
+      });
+    await writeFileAtomic(a.out, renderClientKubeconfig({ server: a.server ?? server, caPem, user: a.user, certPem, keyPem, ...(tlsServerName ? { tlsServerName } : {}) }), { mode: 0o600 });
+  } finally {
+    await api.close();
+  }
+  io.stdout(`kubeconfig for ${a.user} written to ${a.out}\n`);
   return ExitCode.ok;
 };

@@ -1,15 +1,13 @@
 // The config file: one or more identities in one process (tlsboot run --config FILE). Every
 // error names the file, the identity and the field; unknown keys are rejected. The flags of
 // `tlsboot run` build the same structure for a single identity.
-import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
-import { isNotFound } from './fsutil.js';
 import { buildIdentity, type Identity, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
 import { parseDuration } from './schedule.js';
+import { dict, onlyKeys, readYamlFile, stringList } from './yamlfields.js';
 
 export const OUTPUT_TYPES = ['cert', 'key', 'ca', 'combined'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
@@ -50,8 +48,6 @@ export interface DaemonConfig {
   metrics?: { address: string };
 }
 
-type Dict = Record<string, unknown>;
-
 const IDENTITY_KEYS = new Set([
   'name', 'bootstrapKubeconfig', 'bootstrapTokenFile', 'kubeconfig', 'certDir', 'filePrefix', 'nodeName', 'subject',
   'signerName', 'usages', 'dnsNames', 'ipAddresses', 'keyAlgorithm', 'expirationSeconds', 'rotationFraction',
@@ -59,19 +55,7 @@ const IDENTITY_KEYS = new Set([
 ]);
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${file}: ${isNotFound(err) ? 'config file not found' : `cannot read: ${(err as Error).message}`}`);
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return parseConfig(doc, file, env);
+  return parseConfig(await readYamlFile(file, 'config file'), file, env);
 }
 
 export function parseConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
@@ -120,12 +104,7 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
     const v = str(k);
     return v === undefined ? undefined : path.resolve(dir, expand(v, where(k), env));
   };
-  const strList = (k: string): string[] | undefined => {
-    const v = raw[k];
-    if (v === undefined) return undefined;
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigError(`${where(k)} must be a list of strings`);
-    return v as string[];
-  };
+  const strList = (k: string): string[] | undefined => stringList(raw[k], where(k));
   const num = (k: string): number | undefined => {
     const v = raw[k];
     if (v === undefined) return undefined;
@@ -279,15 +258,4 @@ function expand(value: string, where: string, env: NodeJS.ProcessEnv): string {
     if (v === undefined || v === '') throw new ConfigError(`${where} uses \${${name}}, which is not set (systemd sets CREDENTIALS_DIRECTORY with LoadCredential=)`);
     return v.split(':')[0] ?? v;
   });
-}
-
-function dict(v: unknown, where: string, what: string): Dict {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${where} ${what}`);
-  return v as Dict;
-}
-
-function onlyKeys(d: Dict, allowed: Set<string>, where: string): void {
-  for (const k of Object.keys(d)) {
-    if (!allowed.has(k)) throw new ConfigError(`${where}: unknown key ${JSON.stringify(k)}; known keys: ${[...allowed].join(', ')}`);
-  }
 }

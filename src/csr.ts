@@ -83,6 +83,8 @@ export interface ParsedCsr {
   spki: Buffer;
   dnsNames: string[];
   ipAddresses: string[];
+  /** SANs of any other kind (email, URI, ...), as "type:value". */
+  otherNames: string[];
   signatureValid: boolean;
 }
 
@@ -95,6 +97,7 @@ export async function parseCsrPem(pem: string): Promise<ParsedCsr> {
     spki: Buffer.from(csr.publicKey.rawData),
     dnsNames: names.filter((n) => n.type === 'dns').map((n) => n.value),
     ipAddresses: names.filter((n) => n.type === 'ip').map((n) => n.value),
+    otherNames: names.filter((n) => n.type !== 'dns' && n.type !== 'ip').map((n) => `${n.type}:${n.value}`),
     signatureValid: await csr.verify(),
   };
 }

@@ -32,7 +32,6 @@ interface Ctx {
 
 type Step = (ctx: Ctx) => Promise<Check | Check[]>;
 
-const SSAR = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 
 export async function runDoctor(cfg: IdentityConfig, now = new Date()): Promise<Check[]> {
   const ctx: Ctx = { cfg };
@@ -129,11 +128,7 @@ async function authentication(ctx: Ctx): Promise<Check> {
 }
 
 async function allowed(ctx: Ctx, subresource?: string): Promise<boolean> {
-  const r = await ctx.api!.request<{ status: { allowed?: boolean } }>('POST', SSAR, {
-    apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview',
-    spec: { resourceAttributes: { group: 'certificates.k8s.io', resource: 'certificatesigningrequests', verb: 'create', ...(subresource ? { subresource } : {}) } },
-  });
-  return r.status.allowed === true;
+  return ctx.api!.canI({ group: 'certificates.k8s.io', resource: 'certificatesigningrequests', verb: 'create', ...(subresource ? { subresource } : {}) });
 }
 
 async function csrPermission(ctx: Ctx): Promise<Check> {

@@ -1,11 +1,31 @@
 // Prometheus metrics and health endpoints (prom-client): /metrics, /healthz, /readyz on a
-// configurable address, 127.0.0.1 by default.
+// configurable address, 127.0.0.1 by default. One set for the node agent, one for the approver.
 import http from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ConfigError } from './errors.js';
 
-export class Metrics {
+/** A prom-client registry served over HTTP with the health endpoints. */
+abstract class Endpoint {
   readonly registry = new Registry();
+  /** What /readyz says while not ready. */
+  protected abstract readonly notReady: string;
+  private server: http.Server | undefined;
+
+  /** Serve on host:port; `ready` decides /readyz. Resolves with the bound port. */
+  async listen(address: string, ready: () => boolean): Promise<number> {
+    this.server = await serve(this.registry, address, ready, this.notReady);
+    return (this.server.address() as { port: number }).port;
+  }
+
+  async close(): Promise<void> {
+    const srv = this.server;
+    this.server = undefined;
+    if (srv) await new Promise((r) => srv.close(r));
+  }
+}
+
+export class Metrics extends Endpoint {
+  protected readonly notReady = 'no valid certificate yet';
   readonly ttl: Gauge;
   readonly nextRotation: Gauge;
   readonly notAfter: Gauge;
@@ -14,9 +34,9 @@ export class Metrics {
   readonly hookFailures: Counter;
   readonly issuance: Histogram;
   private readonly expiry = new Map<string, Date>();
-  private server: http.Server | undefined;
 
   constructor() {
+    super();
     const registers = [this.registry];
     // Like kubelet's certificate_manager_client_ttl_seconds: computed at scrape time.
     this.ttl = new Gauge({
@@ -47,37 +67,48 @@ export class Metrics {
     this.expiry.delete(identity);
   }
 
-  /** Serve on host:port; `ready` decides /readyz. Resolves with the bound port. */
-  async listen(address: string, ready: () => boolean): Promise<number> {
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
-    if (!m) throw new ConfigError(`metrics address ${JSON.stringify(address)} must be host:port`);
-    const srv = http.createServer((req, res) => {
-      void this.answer(req.url ?? '/', ready, res);
-    });
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', (err) => reject(new ConfigError(`cannot serve metrics on ${address}: ${err.message}`)));
-      srv.listen(Number(m[2]), m[1], () => resolve());
-    });
-    this.server = srv;
-    return (srv.address() as { port: number }).port;
-  }
+}
 
-  private async answer(url: string, ready: () => boolean, res: http.ServerResponse): Promise<void> {
-    if (url === '/metrics') {
-      res.writeHead(200, { 'content-type': this.registry.contentType }).end(await this.registry.metrics());
-    } else if (url === '/healthz') {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-    } else if (url === '/readyz') {
-      const ok = ready();
-      res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : 'no valid certificate yet\n');
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
-    }
-  }
+/** The policy approver's decisions and errors. */
+export class ApproverMetrics extends Endpoint {
+  protected readonly notReady = 'not watching CSRs yet';
+  readonly decisions: Counter;
+  readonly errors: Counter;
 
-  async close(): Promise<void> {
-    const srv = this.server;
-    this.server = undefined;
-    if (srv) await new Promise((r) => srv.close(r));
+  constructor() {
+    super();
+    const registers = [this.registry];
+    this.decisions = new Counter({
+      name: 'tlsboot_approver_decisions_total', help: 'CSRs approved, denied or left alone, by policy rule and signer.',
+      labelNames: ['decision', 'rule', 'signer'], registers,
+    });
+    this.errors = new Counter({ name: 'tlsboot_approver_errors_total', help: 'Failed list, watch and approval calls, by reason.', labelNames: ['reason'], registers });
   }
 }
+
+async function serve(registry: Registry, address: string, ready: () => boolean, notReady: string): Promise<http.Server> {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
+  if (!m) throw new ConfigError(`metrics address ${JSON.stringify(address)} must be host:port`);
+  const srv = http.createServer((req, res) => {
+    void answer(registry, req.url ?? '/', ready, notReady, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', (err) => reject(new ConfigError(`cannot serve metrics on ${address}: ${err.message}`)));
+    srv.listen(Number(m[2]), m[1], () => resolve());
+  });
+  return srv;
+}
+
+async function answer(registry: Registry, url: string, ready: () => boolean, notReady: string, res: http.ServerResponse): Promise<void> {
+  if (url === '/metrics') {
+    res.writeHead(200, { 'content-type': registry.contentType }).end(await registry.metrics());
+  } else if (url === '/healthz') {
+    res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+  } else if (url === '/readyz') {
+    const ok = ready();
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' }).end(ok ? 'ok\n' : `${notReady}\n`);
+  } else {
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+}
+

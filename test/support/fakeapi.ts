@@ -272,17 +272,21 @@ export class FakeApiServer {
     this.requests.push({ method, path: url.pathname + url.search, user: typeof user === 'object' ? user.username : String(user) });
     if (user === 'unauthorized') return this.status(res, 401, 'Unauthorized', 'Unauthorized');
     if (!url.pathname.startsWith(CSR_PATH)) return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
-    const verb = method === 'POST' ? 'create' : url.searchParams.get('watch') ? 'watch' : url.pathname === CSR_PATH ? 'list' : 'get';
-    if (!this.allowed(user, verb)) {
+    const [rawName, subresource] = url.pathname.slice(CSR_PATH.length + 1).split('/');
+    const verb = method === 'POST' ? 'create' : method === 'PUT' ? 'update' : url.searchParams.get('watch') ? 'watch' : url.pathname === CSR_PATH ? 'list' : 'get';
+    if (!this.allowed(user, verb === 'update' ? 'approve' : verb)) {
       const who = user?.username ?? 'system:anonymous';
-      return this.status(res, 403, 'Forbidden', `certificatesigningrequests.certificates.k8s.io is forbidden: User "${who}" cannot ${verb} resource "certificatesigningrequests" in API group "certificates.k8s.io" at the cluster scope`);
+      const resource = subresource ? `certificatesigningrequests/${subresource}` : 'certificatesigningrequests';
+      return this.status(res, 403, 'Forbidden', `certificatesigningrequests.certificates.k8s.io is forbidden: User "${who}" cannot ${verb} resource "${resource}" in API group "certificates.k8s.io" at the cluster scope`);
     }
     const failure = this.failures[0];
     if (failure && (!failure.method || failure.method === method)) {
       this.failures.shift();
-      return this.status(res, failure.status, failure.status === 429 ? 'TooManyRequests' : 'InternalError', 'injected failure');
+      const reasons: Record<number, string> = { 409: 'Conflict', 429: 'TooManyRequests' };
+      return this.status(res, failure.status, reasons[failure.status] ?? 'InternalError', 'injected failure');
     }
-    const name = url.pathname.length > CSR_PATH.length ? decodeURIComponent(url.pathname.slice(CSR_PATH.length + 1)) : undefined;
+    const name = rawName ? decodeURIComponent(rawName) : undefined;
+    if (method === 'PUT' && name && subresource === 'approval') return this.updateApproval(req, res, name);
     const selected = fieldSelectorName(url.searchParams.get('fieldSelector'));
     if (method === 'POST' && !name) return this.create(req, res, user!);
     if (method === 'GET' && name) {
@@ -298,10 +302,43 @@ export class FakeApiServer {
     return this.status(res, 405, 'MethodNotAllowed', `${method} is not supported`);
   }
 
-  /** RBAC as kubeadm sets it up: bootstrappers and nodes may create/get/list/watch CSRs. */
-  private allowed(user: FakeUser | undefined, _verb: string): boolean {
+  /**
+   * RBAC as kubeadm sets it up: bootstrappers and nodes may create/get/list/watch CSRs; only
+   * system:masters may approve.
+   */
+  private allowed(user: FakeUser | undefined, verb: string): boolean {
     if (!user) return false;
-    return user.groups.includes('system:bootstrappers') || user.groups.includes('system:nodes') || user.groups.includes('system:masters');
+    if (user.groups.includes('system:masters')) return true;
+    return verb !== 'approve' && (user.groups.includes('system:bootstrappers') || user.groups.includes('system:nodes'));
+  }
+
+  /**
+   * PUT .../approval: only status.conditions change, conditional on the resourceVersion sent
+   * (409 Conflict when stale), Approved and Denied never together (422).
+   */
+  private async updateApproval(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
+    const obj = this.csrs.get(name);
+    if (!obj) return this.status(res, 404, 'NotFound', `certificatesigningrequests.certificates.k8s.io "${name}" not found`, name);
+    let body: CsrObject;
+    try {
+      body = JSON.parse(await readBody(req)) as CsrObject;
+    } catch {
+      return this.status(res, 400, 'BadRequest', 'the request body is not a valid CertificateSigningRequest');
+    }
+    const rv = body.metadata?.resourceVersion;
+    if (rv && rv !== obj.metadata.resourceVersion) {
+      return this.status(res, 409, 'Conflict', `Operation cannot be fulfilled on certificatesigningrequests.certificates.k8s.io "${name}": the object has been modified; please apply your changes to the latest version and try again`, name);
+    }
+    const conditions = body.status?.conditions ?? [];
+    const types = new Set(conditions.map((c) => c.type));
+    if (types.has('Approved') && types.has('Denied')) {
+      return this.status(res, 422, 'Invalid', `CertificateSigningRequest.certificates.k8s.io "${name}" is invalid: status.conditions: Invalid value: "Denied": Approved and Denied conditions are mutually exclusive`, name);
+    }
+    const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    obj.status = { ...obj.status, conditions: conditions.map((c) => ({ ...c, lastTransitionTime: c.lastTransitionTime ?? now, lastUpdateTime: c.lastUpdateTime ?? now })) };
+    this.record('MODIFIED', obj);
+    this.json(res, 200, obj);
+    setImmediate(() => void this.reconcile(name));
   }
 
   private async create(req: IncomingMessage, res: ServerResponse, user: FakeUser): Promise<void> {

@@ -26,12 +26,20 @@ t.test('systemd units, template instances and drop-ins pass systemd-analyze veri
       toVerify.push(unit);
     }
   }
-  t.ok(toVerify.includes('tlsboot.service') && toVerify.includes('tlsboot@haproxy.service') && toVerify.includes('keepalived.service'));
+  t.ok(toVerify.includes('tlsboot.service') && toVerify.includes('tlsboot@haproxy.service') && toVerify.includes('keepalived.service') && toVerify.includes('tlsboot-approve.service'));
   const res = await run('systemd-analyze', ['verify', ...toVerify], { cwd: dir, env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } })
     .then((r) => r.stderr, (e: { stderr: string }) => `FAILED ${e.stderr}`);
   t.equal(res.trim(), '', 'no errors or warnings');
   const unit = await fs.readFile(path.join(src, 'tlsboot.service'), 'utf8');
   for (const line of ['Type=notify', 'NotifyAccess=all', 'WatchdogSec=', 'LoadCredential=bootstrap-token:', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'ExecReload=/bin/kill -HUP $MAINPID', 'RestartPreventExitStatus=2 3']) {
+    t.ok(unit.includes(line), line);
+  }
+});
+
+t.test('the approver unit: notify, reload, credentials, no privileges, stops for good on exit 2', async (t) => {
+  const unit = await fs.readFile(path.join(ROOT, 'systemd', 'tlsboot-approve.service'), 'utf8');
+  for (const line of ['Type=notify', 'NotifyAccess=all', 'ExecStart=/usr/bin/tlsboot approve --kubeconfig %d/kubeconfig --policy /etc/tlsboot/approve.yaml',
+    'LoadCredential=kubeconfig:/etc/tlsboot/approver.kubeconfig', 'ExecReload=/bin/kill -HUP $MAINPID', 'RestartPreventExitStatus=2\n', 'DynamicUser=yes', 'CapabilityBoundingSet=\n']) {
     t.ok(unit.includes(line), line);
   }
 });

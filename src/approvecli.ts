@@ -1,0 +1,107 @@
+// `tlsboot approve`: runs the policy approver. Checks the policy and the kubeconfig's
+// permissions before it starts, so a mistake ends it at once with exit 2 instead of a
+// controller that silently approves nothing.
+import type { Argv } from 'yargs';
+import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import { createLogger, type LogFormat, type Logger } from './log.js';
+import { parseDuration } from './schedule.js';
+
+export interface ApproveIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  onSignal?: (name: NodeJS.Signals, handler: () => void) => void;
+}
+
+export interface ApproveArgs {
+  kubeconfig: string;
+  policy: string;
+  'metrics-address'?: string;
+  'dry-run': boolean;
+  once: boolean;
+  'watch-timeout': string;
+  'log-format': string;
+  v: number;
+}
+
+/** Flags of `approve`; also read as TLSBOOT_<FLAG>. */
+export const APPROVE_KEYS = ['kubeconfig', 'policy', 'metrics-address', 'dry-run', 'once', 'watch-timeout', 'log-format', 'v'];
+
+export function approveOptions(y: Argv): Argv<ApproveArgs> {
+  return y.options({
+    kubeconfig: { type: 'string', demandOption: true, describe: 'kubeconfig of the approver\'s identity (see tlsboot cluster approver)' },
+    policy: { type: 'string', demandOption: true, describe: 'the approval policy (YAML; see examples/approver/policy.yaml)' },
+    'metrics-address': { type: 'string', describe: 'serve /metrics, /healthz, /readyz on host:port (e.g. 127.0.0.1:9718)' },
+    'dry-run': { type: 'boolean', default: false, describe: 'decide and log, but approve and deny nothing' },
+    once: { type: 'boolean', default: false, describe: 'handle the CSRs pending now, then exit' },
+    'watch-timeout': { type: 'string', default: '5m', describe: 'how long one watch request lasts before it is opened again' },
+    'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
+    v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
+  }).epilogue('Exit codes: 0 stopped (or --once without errors), 1 runtime failure, 2 bad policy, kubeconfig or permissions.\n' +
+    'SIGHUP reads the policy again; an invalid policy keeps the old one.') as unknown as Argv<ApproveArgs>;
+}
+
+export async function approveCommand(a: ApproveArgs, io: ApproveIo): Promise<ExitCodeValue> {
+  const log = createLogger({ format: a['log-format'] as LogFormat, verbosity: a.v, write: (l) => io.stderr(l + '\n') });
+  const controller = new AbortController();
+  try {
+    return await approve(a, io, log, controller);
+  } catch (err) {
+    if (controller.signal.aborted) return ExitCode.ok;
+    if (err instanceof TlsbootError) {
+      log.error(err.message);
+      return err.exitCode;
+    }
+    log.error(`internal error: ${errorMessage(err)}`);
+    return ExitCode.runtime;
+  }
+}
+
+async function approve(a: ApproveArgs, io: ApproveIo, log: Logger, controller: AbortController): Promise<ExitCodeValue> {
+  const [{ loadPolicy }, { Approver, missingPermissions }, { adminClient }, { ApproverMetrics }, { Notifier }] = await Promise.all([
+    import('./policy.js'), import('./approver.js'), import('./cluster.js'), import('./metrics.js'), import('./notify.js'),
+  ]);
+  const watchTimeoutSeconds = Math.max(1, Math.round(parseDuration(a['watch-timeout'], '--watch-timeout') / 1000));
+  const policy = await loadPolicy(a.policy);
+  const { api } = await adminClient(a.kubeconfig);
+  const metrics = new ApproverMetrics();
+  const notifier = new Notifier(log);
+  try {
+    if (!a['dry-run']) {
+      const missing = await missingPermissions(api, policy);
+      if (missing.length > 0) {
+        throw new ConfigError(`${a.kubeconfig}: its identity may not ${missing.join(', ')}; ` +
+          `grant them with: tlsboot cluster approver --kubeconfig ADMIN.kubeconfig --policy ${a.policy}`);
+      }
+    }
+    const reload = async (): Promise<void> => {
+      const next = await loadPolicy(a.policy);
+      const lacking = a['dry-run'] ? [] : await missingPermissions(api, next);
+      if (lacking.length > 0) throw new ConfigError(`${a.kubeconfig}: its identity may not ${lacking.join(', ')}`);
+      approver.setPolicy(next);
+      log.info('policy reloaded', { policy: a.policy, rules: next.rules.length });
+    };
+    const approver = new Approver(api, policy, {
+      log, metrics, dryRun: a['dry-run'], watchTimeoutSeconds,
+      onSynced: () => void notifier.ready(`watching CSRs with ${policy.rules.length} rule(s) from ${a.policy}`),
+    });
+    if (a.once) {
+      const t = await approver.once(controller.signal);
+      io.stdout(`approved ${t.approved}, denied ${t.denied}, left alone ${t.ignored}, errors ${t.errors}\n`);
+      return t.errors > 0 ? ExitCode.runtime : ExitCode.ok;
+    }
+    io.onSignal?.('SIGTERM', () => controller.abort());
+    io.onSignal?.('SIGINT', () => controller.abort());
+    io.onSignal?.('SIGHUP', () => {
+      void reload().catch((err: unknown) => log.error(`policy not reloaded, keeping the old one: ${errorMessage(err)}`));
+    });
+    if (a['metrics-address']) await metrics.listen(a['metrics-address'], () => approver.ready);
+    notifier.startWatchdog();
+    await approver.run(controller.signal);
+    await notifier.stopping();
+    log.info('stopped');
+    return ExitCode.ok;
+  } finally {
+    await metrics.close();
+    await api.close();
+  }
+}

@@ -1,0 +1,267 @@
+// `tlsboot approve`: a controller that lists and watches every CSR and applies the policy to
+// the pending ones, through the approval subresource. Writes are conditional on the
+// resourceVersion read, so several approvers (one per control-plane node) can run at once:
+// the loser of a race gets 409, reads the CSR again and finds it decided.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ApiClient, CsrCondition, CsrObject } from './api.js';
+import { parseCsrPem, type ParsedCsr } from './csr.js';
+import { ApiError, errorMessage, errorReason } from './errors.js';
+import type { Logger } from './log.js';
+import type { ApproverMetrics } from './metrics.js';
+import { decide, policySigners, type Decision, type Policy } from './policy.js';
+import { retryDelayMs } from './schedule.js';
+
+export interface ApproverOptions {
+  log: Logger;
+  metrics?: ApproverMetrics;
+  /** Decide and log, write nothing. */
+  dryRun?: boolean;
+  /** Server-side watch timeout (default 300 s); the watch is opened again after it. */
+  watchTimeoutSeconds?: number;
+  /** Called once, after the first list has been handled. */
+  onSynced?: () => void;
+}
+
+export interface Tally {
+  approved: number;
+  denied: number;
+  ignored: number;
+  errors: number;
+}
+
+const CONFLICT_RETRIES = 3;
+const WRITE_RETRY_MAX_MS = 60_000;
+
+export class Approver {
+  private policy: Policy;
+  private readonly api: ApiClient;
+  private readonly opts: ApproverOptions;
+  /** uid -> decision already logged and counted, so a CSR's repeated events say it once. */
+  private readonly told = new Map<string, string>();
+  private readonly retries = new Map<string, NodeJS.Timeout>();
+  private relist = new AbortController();
+  private synced = false;
+  readonly tally: Tally = { approved: 0, denied: 0, ignored: 0, errors: 0 };
+
+  constructor(api: ApiClient, policy: Policy, opts: ApproverOptions) {
+    this.api = api;
+    this.policy = policy;
+    this.opts = opts;
+  }
+
+  get ready(): boolean {
+    return this.synced;
+  }
+
+  /** A new policy: every pending CSR is looked at again under it. */
+  setPolicy(policy: Policy): void {
+    this.policy = policy;
+    this.told.clear();
+    this.relist.abort();
+  }
+
+  /** Handle the CSRs pending now, then return (for cron jobs and trying a policy out). */
+  async once(signal: AbortSignal): Promise<Tally> {
+    try {
+      const list = await this.api.listCsrs(signal);
+      for (const csr of list.items) await this.handle(csr, signal);
+      return this.tally;
+    } finally {
+      this.stopRetries();
+    }
+  }
+
+  /** List, then watch from the list's resourceVersion, until the signal aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    let rv = '';
+    let failures = 0;
+    try {
+      while (!signal.aborted) {
+        const relist = this.relist.signal;
+        const watchSignal = AbortSignal.any([signal, relist]);
+        try {
+          if (!rv) {
+            const list = await this.api.listCsrs(signal);
+            for (const csr of list.items) await this.handle(csr, signal);
+            rv = list.resourceVersion;
+            failures = 0;
+            this.markSynced();
+          }
+          rv = await this.follow(rv, watchSignal);
+        } catch (err) {
+          if (signal.aborted) return;
+          rv = '';
+          if (!relist.aborted) {
+            failures++;
+            this.error('watching CSRs failed; listing again', err);
+            await sleep(retryDelayMs(failures), undefined, { signal }).catch(() => undefined);
+          }
+        }
+        if (relist.aborted) {
+          this.relist = new AbortController();
+          rv = '';
+        }
+      }
+    } finally {
+      this.stopRetries();
+    }
+  }
+
+  private stopRetries(): void {
+    for (const t of this.retries.values()) clearTimeout(t);
+    this.retries.clear();
+  }
+
+  /** One watch stream; returns the resourceVersion to go on from ('' to list again). */
+  private async follow(rv: string, signal: AbortSignal): Promise<string> {
+    for await (const ev of this.api.watchCsrs(rv, signal, this.opts.watchTimeoutSeconds)) {
+      if (ev.type === 'ERROR') {
+        if (ev.object.code === 410) {
+          this.opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again');
+          return '';
+        }
+        throw new ApiError(`watch of CSRs: ${ev.object.code ?? ''} ${ev.object.message ?? ev.object.reason ?? ''}`.trim(), ev.object.code ?? 0);
+      }
+      rv = ev.object.metadata.resourceVersion ?? rv;
+      if (ev.type === 'DELETED') this.forget(ev.object);
+      else if (ev.type !== 'BOOKMARK') await this.handle(ev.object, signal);
+    }
+    return signal.aborted ? '' : rv;
+  }
+
+  private markSynced(): void {
+    if (this.synced) return;
+    this.synced = true;
+    this.opts.log.info('watching certificate signing requests', { signers: policySigners(this.policy).join(','), rules: this.policy.rules.length, dryRun: this.opts.dryRun || undefined });
+    this.opts.onSynced?.();
+  }
+
+  private forget(csr: CsrObject): void {
+    const uid = csr.metadata.uid ?? '';
+    this.told.delete(uid);
+    const t = this.retries.get(uid);
+    if (t) clearTimeout(t);
+    this.retries.delete(uid);
+  }
+
+  /** Decide one CSR and write the decision; never throws (errors are logged, counted, retried). */
+  private async handle(csr: CsrObject, signal: AbortSignal, attempt = 0): Promise<void> {
+    if (!isPending(csr)) {
+      this.forget(csr);
+      return;
+    }
+    const decision = decide(this.policy, csr, await parseRequest(csr));
+    const key = `${decision.action}:${decision.rule}:${decision.message}`;
+    const uid = csr.metadata.uid ?? '';
+    if (this.told.get(uid) === key) return;
+    if (decision.action === 'ignore' || this.opts.dryRun) {
+      this.told.set(uid, key);
+      this.report(csr, decision);
+      return;
+    }
+    try {
+      await this.api.updateApproval(withCondition(csr, decision), signal);
+      this.told.set(uid, key);
+      this.report(csr, decision);
+    } catch (err) {
+      if (signal.aborted) return;
+      await this.writeFailed(csr, err, signal, attempt);
+    }
+  }
+
+  private async writeFailed(csr: CsrObject, err: unknown, signal: AbortSignal, attempt: number): Promise<void> {
+    const name = csr.metadata.name ?? '';
+    if (err instanceof ApiError && err.status === 404) return;
+    if (err instanceof ApiError && err.status === 409 && attempt < CONFLICT_RETRIES) {
+      // Someone else wrote it first (another approver, kubectl, the controller-manager).
+      this.opts.log.debug(1, 'CSR changed while deciding; reading it again', { csr: name });
+      const fresh = await this.api.getCsr(name, signal).catch(() => undefined);
+      if (fresh) await this.handle(fresh, signal, attempt + 1);
+      return;
+    }
+    this.error('could not write the decision; trying again', err, { csr: name });
+    this.scheduleRetry(csr, signal, attempt);
+  }
+
+  private scheduleRetry(csr: CsrObject, signal: AbortSignal, attempt: number): void {
+    const uid = csr.metadata.uid ?? '';
+    if (this.retries.has(uid)) return;
+    const delay = Math.min(WRITE_RETRY_MAX_MS, retryDelayMs(attempt + 1));
+    const timer = setTimeout(() => {
+      this.retries.delete(uid);
+      void this.api.getCsr(csr.metadata.name ?? '', signal)
+        .then((fresh) => this.handle(fresh, signal, attempt + 1))
+        .catch((err: unknown) => {
+          if (!signal.aborted && !(err instanceof ApiError && err.status === 404)) this.scheduleRetry(csr, signal, attempt + 1);
+        });
+    }, delay);
+    timer.unref();
+    this.retries.set(uid, timer);
+  }
+
+  private report(csr: CsrObject, d: Decision): void {
+    const fields = { csr: csr.metadata.name, signer: csr.spec.signerName, requester: csr.spec.username, rule: d.rule || undefined };
+    const would = this.opts.dryRun && d.action !== 'ignore' ? 'dry run: would have ' : '';
+    if (d.action === 'approve') {
+      this.tally.approved++;
+      this.opts.log.info(`${would}approved`, fields);
+    } else if (d.action === 'deny') {
+      this.tally.denied++;
+      this.opts.log.warn(`${would}denied`, { ...fields, message: d.message });
+    } else {
+      this.tally.ignored++;
+      this.opts.log.info('left alone', { ...fields, why: d.message });
+    }
+    const label = d.action === 'approve' ? 'approved' : d.action === 'deny' ? 'denied' : 'ignored';
+    this.opts.metrics?.decisions.inc({ decision: this.opts.dryRun && d.action !== 'ignore' ? `would_${label}` : label, rule: d.rule, signer: csr.spec.signerName });
+  }
+
+  private error(msg: string, err: unknown, fields: Record<string, string> = {}): void {
+    this.tally.errors++;
+    this.opts.metrics?.errors.inc({ reason: errorReason(err) });
+    this.opts.log.warn(msg, { ...fields, error: errorMessage(err) });
+  }
+}
+
+/** Not yet decided by anyone, and not issued. */
+export function isPending(csr: CsrObject): boolean {
+  const decided = (csr.status?.conditions ?? []).some((c) => c.type === 'Approved' || c.type === 'Denied' || c.type === 'Failed');
+  return !decided && !csr.status?.certificate;
+}
+
+async function parseRequest(csr: CsrObject): Promise<ParsedCsr | undefined> {
+  try {
+    return await parseCsrPem(Buffer.from(csr.spec.request, 'base64').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The CSR as read, plus our condition; kubectl certificate approve writes the same shape. */
+function withCondition(csr: CsrObject, d: Decision): CsrObject {
+  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const condition: CsrCondition = {
+    type: d.action === 'approve' ? 'Approved' : 'Denied',
+    status: 'True',
+    reason: d.action === 'approve' ? 'TlsbootPolicy' : 'TlsbootPolicyViolation',
+    message: d.message,
+    lastUpdateTime: now,
+  };
+  return { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
+}
+
+/** What the approver's identity lacks to do its job, as "verb resource" lines; empty when all is there. */
+export async function missingPermissions(api: ApiClient, policy: Policy): Promise<string[]> {
+  const group = 'certificates.k8s.io';
+  const wants = [
+    { group, resource: 'certificatesigningrequests', verb: 'list' },
+    { group, resource: 'certificatesigningrequests', verb: 'watch' },
+    { group, resource: 'certificatesigningrequests', verb: 'update', subresource: 'approval' },
+    ...policySigners(policy).map((name) => ({ group, resource: 'signers', verb: 'approve', name })),
+  ];
+  const missing: string[] = [];
+  for (const w of wants) {
+    if (!(await api.canI(w))) missing.push(`${w.verb} ${w.resource}${'subresource' in w ? `/${w.subresource}` : ''}${'name' in w ? ` ${w.name}` : ''}`);
+  }
+  return missing;
+}

@@ -1,0 +1,164 @@
+// The approval policy: parsing (errors name the file, the rule and the field) and decisions.
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import type { CsrObject } from '../../src/api.js';
+import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/csr.js';
+import { generateKey } from '../../src/keys.js';
+import { decide, globMatch, loadPolicy, parsePolicy, policySigners, requesterGroups } from '../../src/policy.js';
+import { ROOT, runInProcess, tempDir } from '../support/helpers.js';
+
+const SIGNER = 'kubernetes.io/kube-apiserver-client';
+const base = {
+  name: 'lb', signerName: SIGNER, requesters: { groups: ['system:bootstrappers:lb'] },
+  subject: { commonName: 'haproxy:*', organizations: ['tlsboot:lb'] },
+  usages: ['digital signature', 'client auth'], dnsNames: ['*.lb.example.com'], ipAddresses: ['10.0.0.0/24', 'fd00::/64'],
+  maxExpirationSeconds: 86400,
+};
+const policy = parsePolicy({ rules: [base, { ...base, name: 'renewal', requesters: { groups: ['tlsboot:lb'] }, subject: { commonName: '${username}', organizations: ['tlsboot:lb'] } }] }, 'p.yaml');
+
+interface Ask {
+  cn?: string;
+  orgs?: string[];
+  dns?: string[];
+  ips?: string[];
+  usages?: string[];
+  expirationSeconds?: number;
+  username?: string;
+  groups?: string[];
+  signer?: string;
+}
+
+async function ask(a: Ask = {}): Promise<{ csr: CsrObject; request: ParsedCsr }> {
+  const pem = await buildCsrPem(await generateKey('ecdsa-p256'), {
+    subject: { commonName: a.cn ?? 'haproxy:lb1', organizations: a.orgs ?? ['tlsboot:lb'] }, dnsNames: a.dns ?? [], ipAddresses: a.ips ?? [],
+  });
+  const csr: CsrObject = {
+    metadata: { name: 'x', uid: 'u' },
+    spec: {
+      request: Buffer.from(pem).toString('base64'), signerName: a.signer ?? SIGNER, usages: a.usages ?? ['digital signature', 'client auth'],
+      username: a.username ?? 'system:bootstrap:abcdef', groups: a.groups ?? ['system:bootstrappers', 'system:bootstrappers:lb', 'system:authenticated'],
+      expirationSeconds: 'expirationSeconds' in a ? a.expirationSeconds! : 3600,
+    },
+  };
+  if (a.expirationSeconds === undefined && 'expirationSeconds' in a) delete csr.spec.expirationSeconds;
+  return { csr, request: await parseCsrPem(pem) };
+}
+
+const verdict = async (a: Ask): Promise<string> => {
+  const { csr, request } = await ask(a);
+  const d = decide(policy, csr, request);
+  return `${d.action}${d.rule ? ` ${d.rule}` : ''}: ${d.message}`;
+};
+
+t.test('decisions', async (t) => {
+  t.equal(await verdict({}), 'approve lb: approved by tlsboot policy rule "lb"');
+  t.equal(await verdict({ dns: ['a.lb.example.com'], ips: ['10.0.0.7', 'fd00::7'] }), 'approve lb: approved by tlsboot policy rule "lb"');
+  t.equal(await verdict({ orgs: [] }), 'approve lb: approved by tlsboot policy rule "lb"', 'no O at all is fine');
+  const denied: Array<[Ask, string]> = [
+    [{ cn: 'admin' }, 'subject CN "admin" does not match "haproxy:*"'],
+    [{ orgs: ['system:masters'] }, 'subject O "system:masters" is not allowed (allowed: tlsboot:lb)'],
+    [{ usages: ['digital signature', 'server auth'] }, 'usage "server auth" is not allowed (allowed: digital signature, client auth)'],
+    [{ dns: ['evil.example.com'] }, 'DNS name "evil.example.com" is not allowed (allowed: *.lb.example.com)'],
+    [{ ips: ['10.0.1.1'] }, 'IP address 10.0.1.1 is not allowed (allowed: 10.0.0.0/24, fd00::/64)'],
+    [{ ips: ['fd01::1'] }, 'IP address fd01::1 is not allowed (allowed: 10.0.0.0/24, fd00::/64)'],
+    [{ expirationSeconds: 86401 }, 'spec.expirationSeconds 86401 is more than 86400'],
+    [{ expirationSeconds: undefined }, 'spec.expirationSeconds is not set; ask for at most 86400'],
+  ];
+  for (const [a, why] of denied) t.equal(await verdict(a), `deny lb: tlsboot policy: rule "lb": ${why}`, why);
+  t.match(await verdict({ cn: 'admin', orgs: ['system:masters'] }), /does not match "haproxy:\*"; subject O "system:masters"/, 'every violation is listed');
+
+  t.equal(await verdict({ groups: ['system:bootstrappers:other'] }), 'ignore: no rule for signer kubernetes.io/kube-apiserver-client and requester system:bootstrap:abcdef');
+  t.match(await verdict({ signer: 'kubernetes.io/kube-apiserver-client-kubelet' }), /^ignore: no rule for signer kubernetes.io\/kube-apiserver-client-kubelet/);
+
+  // Renewal: the CN must be the requester's own name.
+  const renew = { username: 'haproxy:lb1', groups: ['tlsboot:lb', 'system:authenticated'] };
+  t.equal(await verdict({ ...renew, cn: 'haproxy:lb1' }), 'approve renewal: approved by tlsboot policy rule "renewal"');
+  t.equal(await verdict({ ...renew, cn: 'haproxy:lb2' }), 'deny renewal: tlsboot policy: rule "renewal": subject CN "haproxy:lb2" does not match "haproxy:lb1"');
+});
+
+t.test('several rules in scope: any may approve; denial names every rule; onViolation: ignore', async (t) => {
+  const two = parsePolicy({ rules: [
+    { ...base, name: 'a', subject: { commonName: 'haproxy:a', organizations: [] }, onViolation: 'ignore' },
+    { ...base, name: 'b', subject: { commonName: 'haproxy:b', organizations: ['tlsboot:lb'] } },
+  ] }, 'two.yaml');
+  const run = async (cn: string): Promise<string> => {
+    const { csr, request } = await ask({ cn });
+    const d = decide(two, csr, request);
+    return `${d.action} ${d.rule}: ${d.message}`;
+  };
+  t.equal(await run('haproxy:b'), 'approve b: approved by tlsboot policy rule "b"');
+  t.equal(await run('haproxy:c'), 'deny b: tlsboot policy: rule "a": subject CN "haproxy:c" does not match "haproxy:a"; subject O "tlsboot:lb" is not allowed (the rule allows none) | rule "b": subject CN "haproxy:c" does not match "haproxy:b"');
+  const lenient = parsePolicy({ rules: [{ ...base, onViolation: 'ignore' }] }, 'l.yaml');
+  const { csr, request } = await ask({ cn: 'root' });
+  t.equal(decide(lenient, csr, request).action, 'ignore');
+});
+
+t.test('a request that does not parse or is not signed by its key is denied', async (t) => {
+  const { csr, request } = await ask({});
+  t.match(decide(policy, csr, undefined).message, 'spec.request is not a PKCS#10 certificate request');
+  t.match(decide(policy, csr, { ...request, signatureValid: false }).message, 'spec.request is not signed by its own key');
+  t.match(decide(policy, csr, { ...request, otherNames: ['email:a@b'] }).message, 'subject alternative name email:a@b is not allowed');
+});
+
+t.test('patterns', async (t) => {
+  t.ok(globMatch('haproxy:*', 'haproxy:lb1'));
+  t.ok(globMatch('*', ''));
+  t.notOk(globMatch('haproxy:*', 'xhaproxy:lb1'));
+  t.notOk(globMatch('a.b', 'axb'), 'dots are literal');
+  t.ok(globMatch('${username}', 'haproxy:lb1', 'haproxy:lb1'));
+  t.notOk(globMatch('${username}', 'haproxy:*', 'haproxy:lb1'));
+  t.notOk(globMatch('${username}', 'a.b', 'a*b'), 'the user name is literal, not a pattern');
+  t.ok(globMatch('node-${username}-*', 'node-x-1', 'x'));
+});
+
+t.test('signers and requester groups for the RBAC', async (t) => {
+  t.same(policySigners(policy), [SIGNER]);
+  t.same(requesterGroups(policy), ['system:bootstrappers:lb', 'tlsboot:lb']);
+  t.same(requesterGroups(parsePolicy({ rules: [{ ...base, requesters: { groups: ['team:*'], users: ['u'] } }] }, 'x')), [], 'no wildcards, no users');
+});
+
+t.test('the shipped example policy loads', async (t) => {
+  const p = await loadPolicy(path.join(ROOT, 'examples', 'approver', 'policy.yaml'));
+  t.same(p.rules.map((r) => r.name), ['lb-bootstrap', 'lb-renewal']);
+});
+
+t.test('policy errors name the file, the rule and the field', async (t) => {
+  const bad: Array<[unknown, RegExp]> = [
+    [[], /^p.yaml the policy file must be a mapping with "rules"$/],
+    [{ rules: [] }, /^p.yaml: rules must be a non-empty list$/],
+    [{ rules: [base], extra: 1 }, /^p.yaml: unknown key "extra"/],
+    [{ rules: [{ ...base, name: 'Bad Name' }] }, /rules\[0\] \(Bad Name\).name is required/],
+    [{ rules: [{ ...base, signerName: 'nope' }] }, /rules\[0\] \(lb\).signerName is required, e.g. kubernetes.io\/kube-apiserver-client/],
+    [{ rules: [{ ...base, requesters: undefined }] }, /rules\[0\] \(lb\).requesters is required/],
+    [{ rules: [{ ...base, requesters: {} }] }, /requesters must name at least one user or group/],
+    [{ rules: [{ ...base, requesters: { groups: ['system:authenticated'] } }] }, /would let anyone with a login ask/],
+    [{ rules: [{ ...base, subject: { organizations: [] } }] }, /subject.commonName is required/],
+    [{ rules: [{ ...base, usages: ['client auth', 'fly'] }] }, /usages: "fly" is not a known usage/],
+    [{ rules: [{ ...base, ipAddresses: ['10.0.0.0/33'] }] }, /ipAddresses: "10.0.0.0\/33" is not an IP address or CIDR/],
+    [{ rules: [{ ...base, ipAddresses: ['host'] }] }, /ipAddresses: "host" is not an IP address or CIDR/],
+    [{ rules: [{ ...base, maxExpirationSeconds: 10 }] }, /maxExpirationSeconds must be a whole number of at least 600/],
+    [{ rules: [{ ...base, onViolation: 'explode' }] }, /onViolation must be deny or ignore/],
+    [{ rules: [{ ...base, dnsNames: 'a' }] }, /dnsNames must be a list of strings/],
+    [{ rules: [base, base] }, /the name "lb" is used twice/],
+    [{ rules: [{ ...base, sign: true }] }, /rules\[0\] \(lb\): unknown key "sign"/],
+  ];
+  for (const [doc, re] of bad) t.throws(() => parsePolicy(doc, 'p.yaml'), re, String(re));
+});
+
+t.test('tlsboot approve: a bad policy or a missing flag is a one-line error with exit 2', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'policy.yaml');
+  await fs.writeFile(file, 'rules:\n  - name: x\n');
+  const r = await runInProcess(['approve', '--kubeconfig', '/nonexistent', '--policy', file]);
+  t.equal(r.code, 2);
+  t.match(r.stderr, `${file}: rules[0] (x).signerName is required`);
+  t.equal(r.stderr.trim().split('\n').length, 1);
+  const missing = await runInProcess(['approve', '--policy', file]);
+  t.equal(missing.code, 2);
+  t.match(missing.stderr, /Missing required argument: kubeconfig/);
+  const noFile = await runInProcess(['approve', '--kubeconfig', '/nonexistent', '--policy', path.join(dir, 'none.yaml')]);
+  t.match(noFile.stderr, /none.yaml: policy file not found/);
+  await fs.writeFile(file, 'rules: [');
+  t.match((await runInProcess(['approve', '--kubeconfig', '/nonexistent', '--policy', file])).stderr, /policy.yaml: not valid YAML/);
+});
