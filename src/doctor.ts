@@ -140,7 +140,7 @@ async function csrPermission(ctx: Ctx): Promise<Check> {
 async function autoApproval(ctx: Ctx): Promise<Check> {
   const { identity } = ctx.cfg;
   if (identity.signerName !== KUBELET_CLIENT_SIGNER) {
-    return { check: 'auto-approval', verdict: 'warn', detail: `kube-controller-manager never auto-approves ${identity.signerName}: CSRs wait for a human or an approver`, fix: 'kubectl certificate approve <name>, as tlsboot prints while it waits' };
+    return { check: 'auto-approval', verdict: 'warn', detail: `kube-controller-manager never auto-approves ${identity.signerName}: CSRs wait for a human or an approver`, fix: 'run tlsboot approve with a policy for this signer (examples/approver), or kubectl certificate approve <name> as tlsboot prints while it waits' };
   }
   const sub = ctx.via === 'certificate' && ctx.user!.username === identity.subject.commonName ? 'selfnodeclient' : 'nodeclient';
   if (await allowed(ctx, sub)) return { check: 'auto-approval', verdict: 'ok', detail: `the controller-manager will approve (${sub})` };

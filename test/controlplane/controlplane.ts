@@ -116,12 +116,34 @@ export class ControlPlane {
     };
     await issue('apiserver', '/CN=kube-apiserver', 'serverAuth',
       'IP:127.0.0.1,IP:::1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc');
+    await this.issueFuture(ossl);
     await issue('admin', '/O=system:masters/CN=kubernetes-admin', 'clientAuth');
     await issue('kcm', '/CN=system:kube-controller-manager', 'clientAuth');
     await ossl('genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key');
     await ossl('pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
     await this.writeCertKubeconfig(this.adminKubeconfig, 'admin');
     await this.writeCertKubeconfig(path.join(this.dir, 'kcm.kubeconfig'), 'kcm');
+  }
+
+  /**
+   * A serving certificate valid only from ten years on, presented for the SNI name FUTURE_SNI:
+   * what a node whose clock is far behind sees (doctor's clock-skew case). `openssl ca` is the
+   * one openssl 3.0 command that sets a start date.
+   */
+  private async issueFuture(ossl: (...args: string[]) => Promise<unknown>): Promise<void> {
+    const dir = path.join(this.dir, 'pki');
+    await fs.writeFile(path.join(dir, 'future.cnf'), [
+      '[ca]', 'default_ca = d', '[d]', 'database = future.index', 'new_certs_dir = .', 'serial = future.serial',
+      'default_md = sha256', 'policy = p', 'unique_subject = no', '[p]', 'commonName = supplied',
+      '[ext]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature,keyEncipherment',
+      'extendedKeyUsage = serverAuth', `subjectAltName = DNS:${FUTURE_SNI}`, '',
+    ].join('\n'));
+    await fs.writeFile(path.join(dir, 'future.index'), '');
+    await fs.writeFile(path.join(dir, 'future.serial'), '1000\n');
+    const year = new Date().getUTCFullYear() + 10;
+    await ossl('req', '-new', '-nodes', '-newkey', 'rsa:2048', '-keyout', 'future.key', '-out', 'future.csr', '-subj', '/CN=kube-apiserver-future');
+    await ossl('ca', '-batch', '-notext', '-config', 'future.cnf', '-extensions', 'ext', '-cert', 'ca.crt', '-keyfile', 'ca.key',
+      '-in', 'future.csr', '-out', 'future.crt', '-startdate', `${year}0101000000Z`, '-enddate', `${year + 1}0101000000Z`);
   }
 
   private async writeCertKubeconfig(file: string, who: string): Promise<void> {
@@ -181,6 +203,7 @@ export class ControlPlane {
       '--bind-address=127.0.0.1', `--secure-port=${this.ports.apiserver}`,
       '--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none',
       `--tls-cert-file=${this.pki('apiserver.crt')}`, `--tls-private-key-file=${this.pki('apiserver.key')}`,
+      `--tls-sni-cert-key=${this.pki('future.crt')},${this.pki('future.key')}:${FUTURE_SNI}`,
       `--client-ca-file=${this.pki('ca.crt')}`,
       '--enable-bootstrap-token-auth=true',
       '--authorization-mode=Node,RBAC',
@@ -345,6 +368,9 @@ async function buildBinaries(): Promise<string> {
   const { stdout } = await run(scriptPath, [], { maxBuffer: 64 * 1024 * 1024 });
   return stdout.trim().split('\n').pop() ?? '';
 }
+
+/** The server name for which the API server presents a not-yet-valid certificate. */
+export const FUTURE_SNI = 'future.clock.test';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

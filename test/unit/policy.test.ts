@@ -4,6 +4,8 @@ import path from 'node:path';
 import t from 'tap';
 import type { CsrObject } from '../../src/api.js';
 import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/csr.js';
+import { loadConfig } from '../../src/config.js';
+import { usagesFor } from '../../src/identity.js';
 import { generateKey } from '../../src/keys.js';
 import { decide, globMatch, loadPolicy, parsePolicy, policySigners, requesterGroups } from '../../src/policy.js';
 import { ROOT, runInProcess, tempDir } from '../support/helpers.js';
@@ -118,9 +120,17 @@ t.test('signers and requester groups for the RBAC', async (t) => {
   t.same(requesterGroups(parsePolicy({ rules: [{ ...base, requesters: { groups: ['team:*'], users: ['u'] } }] }, 'x')), [], 'no wildcards, no users');
 });
 
-t.test('the shipped example policy loads', async (t) => {
+t.test('the shipped example policy approves the shipped haproxy identity, first and on renewal', async (t) => {
   const p = await loadPolicy(path.join(ROOT, 'examples', 'approver', 'policy.yaml'));
   t.same(p.rules.map((r) => r.name), ['lb-bootstrap', 'lb-renewal']);
+  const cfg = await loadConfig(path.join(ROOT, 'examples', 'approver', 'haproxy.yaml'), { CREDENTIALS_DIRECTORY: '/run/x' });
+  const id = cfg.identities[0]!.identity;
+  const a = { cn: id.subject.commonName, orgs: id.subject.organizations, usages: usagesFor(id, false, 'bootstrap'), expirationSeconds: id.expirationSeconds!, signer: id.signerName };
+  const first = await ask({ ...a, username: 'system:bootstrap:abcdef', groups: ['system:bootstrappers', 'system:bootstrappers:lb'] });
+  t.same(decide(p, first.csr, first.request), { action: 'approve', rule: 'lb-bootstrap', message: 'approved by tlsboot policy rule "lb-bootstrap"' });
+  const renewal = await ask({ ...a, username: id.subject.commonName, groups: id.subject.organizations });
+  t.equal(decide(p, renewal.csr, renewal.request).rule, 'lb-renewal');
+  t.equal(decide(p, renewal.csr, renewal.request).action, 'approve');
 });
 
 t.test('policy errors name the file, the rule and the field', async (t) => {
