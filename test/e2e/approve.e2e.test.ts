@@ -9,7 +9,7 @@ import { buildCsrPem } from '../../src/csr.js';
 import { generateKey } from '../../src/keys.js';
 import { freePort } from '../controlplane/controlplane.js';
 import { csrsBy, currentTarget, makeNode, startPlane, startTlsboot, until, type Node } from '../support/e2e.js';
-import { ROOT, runCli, tempDir } from '../support/helpers.js';
+import { ROOT, runCli, startNotifyListener, tempDir } from '../support/helpers.js';
 
 const cp = await startPlane(t);
 const dir = await tempDir(t, 'tlsboot-approver-');
@@ -55,9 +55,12 @@ t.test('cluster approver: least-privilege RBAC (dry run, apply, idempotent) and 
 
 t.test('approve: approved, renewed, denied with the reason the requester sees, left alone', async (t) => {
   const metricsPort = await freePort();
+  const notify = await startNotifyListener(t, path.join(dir, 'notify.sock'));
   const approver = startTlsboot(t, ['approve', '--kubeconfig', approverKubeconfig, '--policy', POLICY,
-    '--metrics-address', `127.0.0.1:${metricsPort}`, '--watch-timeout', '2s']);
+    '--metrics-address', `127.0.0.1:${metricsPort}`, '--watch-timeout', '2s'], { NOTIFY_SOCKET: path.join(dir, 'notify.sock') });
   await approver.waitFor(/watching certificate signing requests signers=kubernetes.io\/kube-apiserver-client rules=2/);
+  await until('READY=1', () => notify.lines.find((l) => l.startsWith('READY=1')));
+  t.match(notify.lines.find((l) => l.startsWith('READY=1')), /STATUS=watching CSRs with 2 rule\(s\) from .*policy.yaml/);
 
   await t.test('a box in the policy\'s bootstrap group gets haproxy:lb1, then renews it with its own cert', async (t) => {
     const token = await cp.createToken({ groups: ['system:bootstrappers:lb'] });
@@ -123,6 +126,7 @@ t.test('approve: approved, renewed, denied with the reason the requester sees, l
 
   t.equal(await approver.stop(), 0);
   t.match(approver.output, /stopped/);
+  await until('STOPPING=1', () => notify.lines.some((l) => l.startsWith('STOPPING=1')));
 });
 
 t.test('two approvers at once: each CSR gets exactly one decision', async (t) => {

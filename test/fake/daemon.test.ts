@@ -6,7 +6,7 @@ import path from 'node:path';
 import t, { type Test } from 'tap';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
-import { CliProcess, ROOT, runCli, runInProcess, tempDir, until } from '../support/helpers.js';
+import { CliProcess, runCli, runInProcess, startNotifyListener, tempDir, until } from '../support/helpers.js';
 
 function identity(dir: string, bootstrap: string, name: string, extra = ''): string {
   return `  - name: ${name}
@@ -87,7 +87,7 @@ t.test('a failing hook is retried, reported in status and STATUS, and does not b
   const hook = path.join(dir, 'hook.sh');
   await fs.writeFile(hook, `#!/bin/sh\n[ -e ${flag} ] || { echo "haproxy is not happy" >&2; exit 7; }\n`, { mode: 0o755 });
   const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'lb', `    hooks:\n      - { exec: ["${hook}"] }\n      - { exec: ["/bin/sleep", "5"], timeoutSeconds: 0.5 }\n`)}`);
-  const listener = await startListener(t, path.join(dir, 'notify.sock'));
+  const listener = await startNotifyListener(t, path.join(dir, 'notify.sock'));
   const p = new CliProcess(['run', '--config', config], { NOTIFY_SOCKET: path.join(dir, 'notify.sock') });
   t.teardown(() => p.stop('SIGKILL'));
   await p.waitFor(/ready: every identity has a valid certificate/);
@@ -116,30 +116,11 @@ t.test('under --once a failing hook runs once and makes the exit code 1, without
   t.ok(await exists(path.join(dir, 'o1/pki/kubelet-client-current.pem')), 'the certificate is in place all the same');
 });
 
-interface Listener {
-  lines: string[];
-}
-
-async function startListener(t: Test, name: string): Promise<Listener> {
-  const child = spawn('python3', [path.join(ROOT, 'test/support/notify_listener.py'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.teardown(() => child.kill('SIGKILL'));
-  const l: Listener = { lines: [] };
-  let buf = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    l.lines.push(...parts);
-  });
-  await until('notify listener', () => l.lines.includes('LISTENING'));
-  return l;
-}
-
 for (const kind of ['path', 'abstract'] as const) {
   t.test(`sd_notify over a real AF_UNIX socket (${kind}): READY only with a cert, WATCHDOG, RELOADING, STOPPING`, async (t) => {
     const { fake, dir, bootstrap } = await fakeNode(t, { autoApprove: false });
     const socket = kind === 'path' ? path.join(dir, 'notify.sock') : `@tlsboot-test-${process.pid}-${Date.now()}`;
-    const listener = await startListener(t, socket);
+    const listener = await startNotifyListener(t, socket);
     const config = await writeConfig(dir, `identities:\n${identity(dir, bootstrap, 'n1')}`);
     const p = new CliProcess(['run', '--config', config], { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' });
     t.teardown(() => p.stop('SIGKILL'));

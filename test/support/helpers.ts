@@ -103,3 +103,19 @@ export async function until<T>(what: string, fn: () => T | undefined | false | P
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** A real sd_notify socket (a path, or @abstract): each datagram becomes a line, fields joined by |. */
+export async function startNotifyListener(t: Teardown, name: string): Promise<{ lines: string[] }> {
+  const child = spawn('python3', [path.join(ROOT, 'test/support/notify_listener.py'), name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.teardown(() => child.kill('SIGKILL'));
+  const l = { lines: [] as string[] };
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    l.lines.push(...parts);
+  });
+  await until('notify listener', () => l.lines.includes('LISTENING'));
+  return l;
+}
