@@ -2,7 +2,7 @@
 // variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
-import { APPROVE_KEYS, approveCommand, approveOptions, type ApproveArgs } from './approvecli.js';
+import { APPROVE_KEYS, approveCommand, approveOptions } from './approvecli.js';
 import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
 import type { DaemonConfig, IdentityConfig } from './config.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
@@ -227,25 +227,17 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
   let failed: string | undefined;
   argv = [...argv.slice(0, 1), ...envArguments(argv, env), ...argv.slice(1)];
   const { clusterCommands } = await import('./clustercli.js');
+  // yargs calls a handler even after .fail() has recorded a usage error: run nothing then.
+  const act = <A>(command: (a: A, io: CliIo) => Promise<ExitCodeValue>) => async (a: unknown): Promise<void> => {
+    if (!failed) code = await command(a as A, io);
+  };
   const parser = yargs(argv)
     .scriptName('tlsboot')
     .usage('$0 <command> [options]\n\nKubelet-style TLS bootstrap and client certificate rotation for any workload.')
-    .command('run', 'bootstrap and keep a client certificate valid', runOptions, async (a) => {
-      if (failed) return;
-      code = await runCommand(a as unknown as RunArgs, io);
-    })
-    .command('status', 'show the certificates on disk, their expiry and next rotation', statusOptions, async (a) => {
-      if (failed) return;
-      code = await statusCommand(a as unknown as StatusArgs, io);
-    })
-    .command('doctor', 'find out why bootstrap or rotation does not work, with the fix', doctorOptions, async (a) => {
-      if (failed) return;
-      code = await doctorCommand(a as unknown as StatusArgs, io);
-    })
-    .command('approve', 'approve and deny CSRs by a policy file (for signers the controller-manager does not approve)', approveOptions, async (a) => {
-      if (failed) return;
-      code = await approveCommand(a as unknown as ApproveArgs, io);
-    })
+    .command('run', 'bootstrap and keep a client certificate valid', runOptions, act(runCommand))
+    .command('status', 'show the certificates on disk, their expiry and next rotation', statusOptions, act(statusCommand))
+    .command('doctor', 'find out why bootstrap or rotation does not work, with the fix', doctorOptions, act(doctorCommand))
+    .command('approve', 'approve and deny CSRs by a policy file (for signers the controller-manager does not approve)', approveOptions, act(approveCommand))
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION}\n`);
     });
