@@ -62,6 +62,7 @@ export class Daemon {
   private readySent = false;
   private watcher: FSWatcher | undefined;
   private stopping = false;
+  private stateWrites: Promise<void> = Promise.resolve();
   private reloadChain: Promise<void> = Promise.resolve();
   private configTimer: NodeJS.Timeout | undefined;
   private readonly fatal = new AbortController();
@@ -78,7 +79,7 @@ export class Daemon {
       retry: !opts.once,
       onResult: (identity, hook, ok) => {
         if (!ok) this.metrics.hookFailures.inc({ identity, hook });
-        for (const slot of this.slots) void this.writeState(slot);
+        for (const slot of this.slots) this.saveState(slot);
         void this.opts.notifier.status(this.statusLine());
       },
     });
@@ -96,6 +97,7 @@ export class Daemon {
     }));
     await this.hooks.idle();
     this.hooks.stop();
+    await this.stateWrites;
     let code: ExitCodeValue = ExitCode.ok;
     for (const [i, r] of results.entries()) {
       if (r.status === 'rejected') {
@@ -194,7 +196,7 @@ export class Daemon {
         slot.fatal = err instanceof TlsbootError ? err : new TlsbootError(errorMessage(err));
         slot.lastError = errorMessage(err);
         this.log.error('identity stopped: it needs attention', { identity: slot.cfg.name, error: slot.lastError });
-        void this.writeState(slot);
+        this.saveState(slot);
         void this.opts.notifier.status(this.statusLine());
         this.fatal.abort();
       });
@@ -223,7 +225,8 @@ export class Daemon {
     delete slot.lastError;
     this.metrics.certificate(slot.cfg.name, state.notAfter, state.deadline);
     await this.syncOutputs(slot);
-    await this.writeState(slot);
+    this.saveState(slot);
+    await this.stateWrites;
     if (this.isReady() && !this.readySent) {
       this.readySent = true;
       await this.opts.notifier.ready(this.statusLine());
@@ -236,7 +239,7 @@ export class Daemon {
   private onAttemptError(slot: Slot, err: unknown): void {
     slot.lastError = errorMessage(err);
     this.metrics.rotationErrors.inc({ identity: slot.cfg.name, reason: errorReason(err) });
-    void this.writeState(slot);
+    this.saveState(slot);
     void this.opts.notifier.status(this.statusLine());
   }
 
@@ -315,6 +318,14 @@ export class Daemon {
     return parts.join('; ') || 'starting';
   }
 
+  /**
+   * Queue a state file write. Writes run one at a time (never two renames racing for one file)
+   * and run() and runOnce() wait for the queue, so nothing is still writing when they return.
+   */
+  private saveState(slot: Slot): void {
+    this.stateWrites = this.stateWrites.then(() => this.writeState(slot));
+  }
+
   private async writeState(slot: Slot): Promise<void> {
     const st: StateFile = {
       identity: slot.cfg.name,
@@ -339,6 +350,7 @@ export class Daemon {
     await this.stopSlots();
     this.hooks.stop();
     await this.metrics.close();
+    await this.stateWrites;
     await this.opts.notifier.flush();
     return this.slots.map((s) => s.fatal).find(Boolean)?.exitCode ?? ExitCode.ok;
   }

@@ -91,6 +91,10 @@ t.test('denied: exit 3 with the reason, and a fresh key next time', async (t) =>
   t.match(res.stderr, new RegExp(`certificate signing request ${name} was denied \\(reason: NotOnMyWatch, message: node-1 is not in the inventory\\)`));
   t.notOk((await listDir(pki)).includes('kubelet-client.key.tmp'));
   t.same((await listDir(pki)).filter((f) => f.endsWith('.pem')), [], 'nothing written');
+  // The state file for `tlsboot status` is complete before the command returns (no write left
+  // in flight for the process exit to cut short).
+  const state = JSON.parse(await fs.readFile(path.join(pki, '.kubelet-client.state.json'), 'utf8')) as { lastError?: string };
+  t.match(state.lastError, /was denied \(reason: NotOnMyWatch/);
 });
 
 t.test('failed (signer validation): exit 3 with the signer\'s message', async (t) => {
