@@ -116,14 +116,16 @@ export class ApiClient {
   }
 
   async listCsrByName(name: string, signal?: AbortSignal): Promise<CsrList> {
-    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>(
-      'GET', `${CSR_PATH}?${selector(name)}`, undefined, signal);
-    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
+    return this.list(`${CSR_PATH}?${selector(name)}`, signal);
   }
 
   /** Every CSR (the approver's view), with the list's resourceVersion to watch from. */
   async listCsrs(signal?: AbortSignal): Promise<CsrList> {
-    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>('GET', CSR_PATH, undefined, signal);
+    return this.list(CSR_PATH, signal);
+  }
+
+  private async list(path: string, signal?: AbortSignal): Promise<CsrList> {
+    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>('GET', path, undefined, signal);
     return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
   }
 
@@ -291,6 +293,12 @@ function describeNetworkError(err: unknown): { text: string; tls: boolean } {
     return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: true };
   }
   return { text: code && !msg.includes(code) ? `${code} ${msg}` : msg, tls: false };
+}
+
+/** The CSR as read plus an Approved or Denied condition, as kubectl certificate approve|deny writes it. */
+export function withDecision(csr: CsrObject, type: 'Approved' | 'Denied', reason: string, message: string): CsrObject {
+  const condition: CsrCondition = { type, status: 'True', reason, message, lastUpdateTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
+  return { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
 }
 
 /** A client for a kubeconfig's cluster with the given credentials. */

@@ -2,8 +2,9 @@
 // permissions before it starts, so a mistake ends it at once with exit 2 instead of a
 // controller that silently approves nothing.
 import type { Argv } from 'yargs';
-import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from './errors.js';
 import { createLogger, type LogFormat, type Logger } from './log.js';
+import type { Policy } from './policy.js';
 import { parseDuration } from './schedule.js';
 
 export interface ApproveIo {
@@ -46,13 +47,7 @@ export async function approveCommand(a: ApproveArgs, io: ApproveIo): Promise<Exi
   try {
     return await approve(a, io, log, controller);
   } catch (err) {
-    if (controller.signal.aborted) return ExitCode.ok;
-    if (err instanceof TlsbootError) {
-      log.error(err.message);
-      return err.exitCode;
-    }
-    log.error(`internal error: ${errorMessage(err)}`);
-    return ExitCode.runtime;
+    return controller.signal.aborted ? ExitCode.ok : reportError(err, log);
   }
 }
 
@@ -65,25 +60,26 @@ async function approve(a: ApproveArgs, io: ApproveIo, log: Logger, controller: A
   const { api } = await adminClient(a.kubeconfig);
   const metrics = new ApproverMetrics();
   const notifier = new Notifier(log);
-  try {
-    if (!a['dry-run']) {
-      const missing = await missingPermissions(api, policy);
-      if (missing.length > 0) {
-        throw new ConfigError(`${a.kubeconfig}: its identity may not ${missing.join(', ')}; ` +
-          `grant them with: tlsboot cluster approver --kubeconfig ADMIN.kubeconfig --policy ${a.policy}`);
-      }
+  // Without these the approver would run and silently approve nothing.
+  const checkPermissions = async (p: Policy): Promise<void> => {
+    const missing = a['dry-run'] ? [] : await missingPermissions(api, p);
+    if (missing.length > 0) {
+      throw new ConfigError(`${a.kubeconfig}: its identity may not ${missing.join(', ')}; ` +
+        `grant them with: tlsboot cluster approver --kubeconfig ADMIN.kubeconfig --policy ${a.policy}`);
     }
-    const reload = async (): Promise<void> => {
-      const next = await loadPolicy(a.policy);
-      const lacking = a['dry-run'] ? [] : await missingPermissions(api, next);
-      if (lacking.length > 0) throw new ConfigError(`${a.kubeconfig}: its identity may not ${lacking.join(', ')}`);
-      approver.setPolicy(next);
-      log.info('policy reloaded', { policy: a.policy, rules: next.rules.length });
-    };
+  };
+  try {
+    await checkPermissions(policy);
     const approver = new Approver(api, policy, {
       log, metrics, dryRun: a['dry-run'], watchTimeoutSeconds,
       onSynced: () => void notifier.ready(`watching CSRs with ${policy.rules.length} rule(s) from ${a.policy}`),
     });
+    const reload = async (): Promise<void> => {
+      const next = await loadPolicy(a.policy);
+      await checkPermissions(next);
+      approver.setPolicy(next);
+      log.info('policy reloaded', { policy: a.policy, rules: next.rules.length });
+    };
     if (a.once) {
       const t = await approver.once(controller.signal);
       io.stdout(`approved ${t.approved}, denied ${t.denied}, left alone ${t.ignored}, errors ${t.errors}\n`);

@@ -3,7 +3,7 @@
 // resourceVersion read, so several approvers (one per control-plane node) can run at once:
 // the loser of a race gets 409, reads the CSR again and finds it decided.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApiClient, CsrCondition, CsrObject } from './api.js';
+import { withDecision, type ApiClient, type CsrObject } from './api.js';
 import { parseCsrPem, type ParsedCsr } from './csr.js';
 import { ApiError, errorMessage, errorReason } from './errors.js';
 import type { Logger } from './log.js';
@@ -160,7 +160,8 @@ export class Approver {
       return;
     }
     try {
-      await this.api.updateApproval(withCondition(csr, decision), signal);
+      const approve = decision.action === 'approve';
+      await this.api.updateApproval(withDecision(csr, approve ? 'Approved' : 'Denied', approve ? 'TlsbootPolicy' : 'TlsbootPolicyViolation', decision.message), signal);
       this.told.set(uid, key);
       this.report(csr, decision);
     } catch (err) {
@@ -235,19 +236,6 @@ async function parseRequest(csr: CsrObject): Promise<ParsedCsr | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** The CSR as read, plus our condition; kubectl certificate approve writes the same shape. */
-function withCondition(csr: CsrObject, d: Decision): CsrObject {
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const condition: CsrCondition = {
-    type: d.action === 'approve' ? 'Approved' : 'Denied',
-    status: 'True',
-    reason: d.action === 'approve' ? 'TlsbootPolicy' : 'TlsbootPolicyViolation',
-    message: d.message,
-    lastUpdateTime: now,
-  };
-  return { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
 }
 
 /** What the approver's identity lacks to do its job, as "verb resource" lines; empty when all is there. */

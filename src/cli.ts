@@ -3,11 +3,11 @@
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
 import { APPROVE_KEYS, approveCommand, approveOptions } from './approvecli.js';
-import { ConfigError, ExitCode, TlsbootError, errorMessage, type ExitCodeValue } from './errors.js';
+import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from './errors.js';
 import type { DaemonConfig, IdentityConfig } from './config.js';
 import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
-import { createLogger, redact, type LogFormat, type Logger } from './log.js';
+import { createLogger, redact, type LogFormat } from './log.js';
 import { parseDuration } from './schedule.js';
 import { VERSION } from './version.js';
 
@@ -154,7 +154,7 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
       log.info('stopped');
       return ExitCode.ok;
     }
-    return report(err, log);
+    return reportError(err, log);
   }
 }
 
@@ -194,7 +194,7 @@ async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
     io.stdout(a.json ? JSON.stringify({ identities }, null, 2) + '\n' : formatStatus(identities));
     return code;
   } catch (err) {
-    return report(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
+    return reportError(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
   }
 }
 
@@ -208,17 +208,8 @@ async function doctorCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
     else io.stdout(results.map((r) => (results.length > 1 ? `${r.identity}:\n` : '') + formatChecks(r.checks)).join('\n'));
     return results.some((r) => r.checks.some((c) => c.verdict === 'fail')) ? ExitCode.runtime : ExitCode.ok;
   } catch (err) {
-    return report(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
+    return reportError(err, createLogger({ write: (l) => io.stderr(l + '\n') }));
   }
-}
-
-function report(err: unknown, log: Logger): ExitCodeValue {
-  if (err instanceof TlsbootError) {
-    log.error(err.message);
-    return err.exitCode;
-  }
-  log.error(`internal error: ${errorMessage(err)}`);
-  return ExitCode.runtime;
 }
 
 /** Run the CLI with these arguments; resolves to the process exit code. */

@@ -3,11 +3,12 @@
 // the bootstrap kubeconfig a node needs. Applied idempotently with an admin kubeconfig.
 import { randomInt } from 'node:crypto';
 import { stringify as stringifyYaml } from 'yaml';
-import { clientFor, type ApiClient } from './api.js';
+import { clientFor, withDecision, type ApiClient } from './api.js';
 import { buildCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import { ApiError, ConfigError } from './errors.js';
 export { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
+import { APISERVER_CLIENT_SIGNER } from './identity.js';
 import { generateKey, privateKeyPem } from './keys.js';
 import { readKubeconfig } from './kubeconfig.js';
 import { silentLogger } from './log.js';
@@ -227,7 +228,6 @@ export function approverRbacObjects(signers: string[], user: string, requesterGr
 }
 
 export const APPROVER_ROLE = 'tlsboot:approver';
-const CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
 
 /**
  * A client certificate for `commonName` through the CSR API, approved by the caller (an admin)
@@ -239,13 +239,9 @@ export async function issueClientCertificate(api: ApiClient, commonName: string,
   const created = await api.createCsr({
     apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest',
     metadata: { generateName: 'tlsboot-client-' },
-    spec: { request: Buffer.from(request).toString('base64'), signerName: CLIENT_SIGNER, usages: ['digital signature', 'client auth'], expirationSeconds },
+    spec: { request: Buffer.from(request).toString('base64'), signerName: APISERVER_CLIENT_SIGNER, usages: ['digital signature', 'client auth'], expirationSeconds },
   }, signal);
-  const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-  const approved = await api.updateApproval({
-    ...created,
-    status: { conditions: [{ type: 'Approved', status: 'True', reason: 'TlsbootClusterApprover', message: `issued by tlsboot cluster approver for ${commonName}`, lastUpdateTime: now }] },
-  }, signal);
+  const approved = await api.updateApproval(withDecision(created, 'Approved', 'TlsbootClusterApprover', `issued by tlsboot cluster approver for ${commonName}`), signal);
   const certPem = await waitForCertificate(api, approved, { signal, timeoutMs: 120_000, log: silentLogger });
   return { certPem, keyPem: privateKeyPem(pair) };
 }

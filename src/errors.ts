@@ -70,6 +70,16 @@ export class CertificateMismatchError extends TlsbootError {}
 /** The wait for approval and issuance exceeded --approval-timeout. */
 export class ApprovalTimeoutError extends TlsbootError {}
 
+/** Log an error the way every command ends on one, and give its exit code (no stack traces). */
+export function reportError(err: unknown, log: { error(msg: string): void }): ExitCodeValue {
+  if (err instanceof TlsbootError) {
+    log.error(err.message);
+    return err.exitCode;
+  }
+  log.error(`internal error: ${errorMessage(err)}`);
+  return ExitCode.runtime;
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

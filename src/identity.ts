@@ -6,6 +6,8 @@ import type { KeyAlgorithm } from './keys.js';
 
 export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
+/** Client certificates for anyone; kube-controller-manager signs them but never approves them. */
+export const APISERVER_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
 /** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
 export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
 

@@ -154,10 +154,34 @@ t.test('the API server answers a stale or contradictory approval with 409 and 42
   await t.rejects(api.updateApproval(both), { message: /: 422 Invalid: .*mutually exclusive/ });
 });
 
+const widerPolicy = async (): Promise<string> =>
+  (await fs.readFile(POLICY, 'utf8')).replace('signerName: kubernetes.io/kube-apiserver-client\n    requesters:\n      groups: [tlsboot:lb]',
+    'signerName: example.com/lb-client\n    requesters:\n      groups: [tlsboot:lb]');
+
+t.test('SIGHUP with a broken policy, or one it lacks permissions for, keeps the running policy', async (t) => {
+  const live = path.join(dir, 'live.yaml');
+  await fs.copyFile(POLICY, live);
+  const approver = startTlsboot(t, ['approve', '--kubeconfig', approverKubeconfig, '--policy', live]);
+  await approver.waitFor(/watching certificate signing requests/);
+  await fs.writeFile(live, 'rules: [');
+  approver.child.kill('SIGHUP');
+  await approver.waitFor(/ERROR policy not reloaded, keeping the old one: .*live.yaml: not valid YAML/);
+  await fs.writeFile(live, await widerPolicy());
+  approver.child.kill('SIGHUP');
+  await approver.waitFor(/ERROR policy not reloaded, keeping the old one: .*its identity may not approve signers example.com\/lb-client/);
+  // The old policy still decides.
+  const token = await cp.createToken({ groups: ['system:bootstrappers:lb'] });
+  const node = await makeNode(t, cp, 'lb7', token);
+  const run = await runCli(haproxy(node, 'haproxy:lb7', '--expiration-seconds', '3600', '--once'));
+  t.equal(run.code, 0, run.output);
+  t.same(await conditionsOf((c) => c.spec.username === `system:bootstrap:${token.id}`), ['Approved/TlsbootPolicy']);
+  t.notMatch(approver.output, /policy reloaded/);
+  t.equal(await approver.stop(), 0);
+});
+
 t.test('approve refuses to start without the permissions its policy needs', async (t) => {
   const wider = path.join(dir, 'wider.yaml');
-  await fs.writeFile(wider, (await fs.readFile(POLICY, 'utf8')).replace('signerName: kubernetes.io/kube-apiserver-client\n    requesters:\n      groups: [tlsboot:lb]',
-    'signerName: example.com/lb-client\n    requesters:\n      groups: [tlsboot:lb]'));
+  await fs.writeFile(wider, await widerPolicy());
   const run = await runCli(['approve', '--kubeconfig', approverKubeconfig, '--policy', wider]);
   t.equal(run.code, 2, run.output);
   t.match(run.output, /approver.kubeconfig: its identity may not approve signers example.com\/lb-client; grant them with: tlsboot cluster approver/);
