@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all build deps test typecheck demo controlplane bench clean e2e-kind
+.PHONY: all build deps setup setup-demo test typecheck demo controlplane bench clean e2e-kind
+
+# Go 1.26 ships in /usr/local/go on this kind of machine; Debian's Go is too old for Kubernetes 1.36.
+export PATH := /usr/local/go/bin:$(PATH)
 
 all: build
 
@@ -11,6 +14,13 @@ $(NODE_MODULES): package.json package-lock.json
 	@touch $@
 
 deps: $(NODE_MODULES)
+
+# System tools (Debian packages): checked, and installed when run as root (test/setup.sh).
+setup:
+	test/setup.sh test
+
+setup-demo:
+	test/setup.sh demo
 
 build: $(NODE_MODULES)
 	npx tsc -p tsconfig.json
@@ -21,19 +31,19 @@ typecheck: $(NODE_MODULES)
 
 # Builds etcd, kube-apiserver, kube-controller-manager, kubectl and the kubelet reference client
 # once (cached under ~/.cache/tlsboot, keyed by go.sum); cold: ~6-25 min on 2 cores.
-controlplane:
+controlplane: setup-demo
 	test/controlplane/build.sh
 
 # The whole suite: type check, unit and fake-server tests, and the end-to-end suite against the
 # real control plane (built first if the cache is cold).
-test: build controlplane
+test: setup build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap --timeout=900
 
 # Run tlsboot for real against a throw-away local control plane and show what it wrote.
-demo: build controlplane
+demo: setup-demo build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/test/demo.js
 
-bench: build controlplane
+bench: setup-demo build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/bench/bootstrap.js
 
 clean:

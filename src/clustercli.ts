@@ -16,14 +16,17 @@ export interface Io {
 }
 
 interface Common {
-  kubeconfig: string;
+  kubeconfig?: string;
   'dry-run': boolean;
   output: string;
   out?: string;
 }
 
+const adminKubeconfig: Options = { type: 'string', demandOption: true, describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf)' };
+// The commands that can print what they would apply need no cluster for it: --kubeconfig is
+// checked in the handler, so a dry run works offline (like `kubeadm token generate`).
 const admin: Record<string, Options> = {
-  kubeconfig: { type: 'string', demandOption: true, describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf)' },
+  kubeconfig: { type: 'string', describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf); not needed with --dry-run' },
   'dry-run': { type: 'boolean', default: false, describe: 'apply nothing; print the manifests' },
   output: { alias: 'o', type: 'string', choices: ['yaml', 'json'], default: 'yaml', describe: 'manifest format for --dry-run' },
 };
@@ -45,18 +48,19 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
   return y
     .command('token', 'bootstrap tokens', (t) => t
       .command('create', 'create a bootstrap token and its Secret; prints the token once', (c) => c.options({ ...admin, ...tokenOptions, out: { type: 'string', describe: 'write the token to this file (0600) instead of stdout' } }), wrap(tokenCreate))
-      .command('list', 'list bootstrap tokens (never their secrets)', (c) => c.options({ kubeconfig: admin['kubeconfig']!, output: { alias: 'o', type: 'string', choices: ['table', 'json'], default: 'table' } }), wrap(tokenList))
-      .command('delete <id>', 'delete a bootstrap token', (c) => c.options({ kubeconfig: admin['kubeconfig']! }).positional('id', { type: 'string', demandOption: true }), wrap(tokenDelete))
+      .command('list', 'list bootstrap tokens (never their secrets)', (c) => c.options({ kubeconfig: adminKubeconfig, output: { alias: 'o', type: 'string', choices: ['table', 'json'], default: 'table' } }), wrap(tokenList))
+      .command('delete <id>', 'delete a bootstrap token', (c) => c.options({ kubeconfig: adminKubeconfig }).positional('id', { type: 'string', demandOption: true }), wrap(tokenDelete))
       .demandCommand(1, 'name a token command: create, list or delete'))
     .command('cluster', 'the cluster side of TLS bootstrap', (t) => t
       .command('rbac', 'apply kubeadm\'s TLS-bootstrap bindings and system:kube-apiserver-to-kubelet (idempotent)', (c) => c.options({ ...admin, ...rbacOptions }), wrap(clusterRbac))
       .command('init', 'RBAC + a new token + a bootstrap kubeconfig, in one go', (c) => c.options({
         ...admin, ...rbacOptions, ...tokenOptions,
         server: { type: 'string', describe: 'API server URL for nodes (default: the admin kubeconfig\'s)' },
+        ca: { type: 'string', describe: 'cluster CA file for nodes (default: the admin kubeconfig\'s)' },
         out: { type: 'string', demandOption: true, describe: 'where to write the bootstrap kubeconfig (0600)' },
       }), wrap(clusterInit))
       .command('approver', 'the policy approver\'s least-privilege RBAC, and with --out a kubeconfig for it', (c) => c.options({
-        ...admin,
+        ...admin, kubeconfig: adminKubeconfig,
         policy: { type: 'string', demandOption: true, describe: 'the approval policy: its signers are the only ones the approver may approve' },
         user: { type: 'string', default: 'tlsboot:approver', describe: 'the identity the approver runs as' },
         out: { type: 'string', describe: 'also issue a client certificate for --user and write its kubeconfig here (0600)' },
@@ -99,7 +103,21 @@ async function guard(h: () => Promise<ExitCodeValue>, io: Io): Promise<ExitCodeV
 
 const lib = (): Promise<typeof import('./cluster.js')> => import('./cluster.js');
 
-async function print(objs: K8sObject[], format: string, io: Io): Promise<void> {
+/** The admin kubeconfig, which every command needs unless it only prints (--dry-run). */
+function adminFile(a: { kubeconfig?: string }): string {
+  if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required: give an admin kubeconfig, or --dry-run to print the manifests without a cluster');
+  return a.kubeconfig;
+}
+
+async function readCa(file: string): Promise<string> {
+  const caPem = await fs.readFile(file, 'utf8').catch((e: Error) => {
+    throw new ConfigError(`--ca ${file}: ${e.message}`);
+  });
+  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${file}: holds no PEM certificate`);
+  return caPem;
+}
+
+async function print(objs: readonly unknown[], format: string, io: Io): Promise<void> {
   const { stringify: stringifyYaml } = await import('yaml');
   io.stdout(format === 'json'
     ? JSON.stringify(objs.length === 1 ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs }, null, 2) + '\n'
@@ -135,10 +153,11 @@ async function makeToken(a: Common & { ttl: string; groups: string[]; descriptio
   const ttlMs = ttlOf(a.ttl);
   const secret = tokenSecret(token, { groups: a.groups, ...(ttlMs ? { ttlMs } : {}), ...(a.description ? { description: a.description } : {}) });
   if (a['dry-run']) return { value: token.value, secret };
-  const { api } = await adminClient(a.kubeconfig);
+  const file = adminFile(a);
+  const { api } = await adminClient(file);
   try {
     await createSecret(api, secret).catch((err: unknown) => {
-      throw adminError(err, a.kubeconfig);
+      throw adminError(err, file);
     });
   } finally {
     await api.close();
@@ -205,29 +224,44 @@ const clusterRbac: Handler<RbacArgs> = async (a, io) => {
   checkGroups([a.group]);
   const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
   if (a['dry-run']) await print(objs, a.output, io);
-  else await applyAll(a.kubeconfig, objs, io);
+  else await applyAll(adminFile(a), objs, io);
   return ExitCode.ok;
 };
 
-const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; server?: string; out: string }> = async (a, io) => {
-  const { adminClient, checkGroups, rbacObjects, renderBootstrapKubeconfig } = await lib();
+const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; server?: string; ca?: string; out: string }> = async (a, io) => {
+  const { checkGroups, rbacObjects, renderBootstrapKubeconfig } = await lib();
   checkGroups([a.group]);
   const groups = a.groups.includes(a.group) ? a.groups : [...a.groups, a.group];
   const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
+  const target = await nodeTarget(a);
   if (a['dry-run']) {
     const made = await makeToken({ ...a, groups }, io);
-    await print([...objs, made!.secret], a.output, io);
+    const { parse } = await import('yaml');
+    const kubeconfig: unknown = parse(renderBootstrapKubeconfig({ ...target, token: made!.value }));
+    await print([...objs, made!.secret, kubeconfig], a.output, io);
     return ExitCode.ok;
   }
-  const { api, server, caPem, tlsServerName } = await adminClient(a.kubeconfig);
-  await api.close();
-  if (!caPem) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to hand on to nodes`);
-  await applyAll(a.kubeconfig, objs, io);
+  await applyAll(adminFile(a), objs, io);
   const made = await makeToken({ ...a, groups }, io);
-  await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server ?? server, caPem, token: made!.value, ...(tlsServerName ? { tlsServerName } : {}) }), { mode: 0o600 });
+  await writeFileAtomic(a.out, renderBootstrapKubeconfig({ ...target, token: made!.value }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
   return ExitCode.ok;
 };
+
+/** The server and CA that nodes get: the flags, else the admin kubeconfig's. */
+async function nodeTarget(a: { kubeconfig?: string; server?: string; ca?: string; 'dry-run': boolean }): Promise<{ server: string; caPem: string; tlsServerName?: string }> {
+  if (!a.kubeconfig) {
+    if (!a['dry-run']) adminFile(a);
+    if (!a.server || !a.ca) throw new ConfigError('--dry-run without --kubeconfig needs --server and --ca: the API server URL and CA file that nodes will use');
+    return { server: a.server, caPem: await readCa(a.ca) };
+  }
+  const { adminClient } = await lib();
+  const { api, server, caPem, tlsServerName } = await adminClient(a.kubeconfig);
+  await api.close();
+  const ca = a.ca ? await readCa(a.ca) : caPem;
+  if (!ca) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to hand on to nodes; give --ca`);
+  return { server: a.server ?? server, caPem: ca, ...(tlsServerName ? { tlsServerName } : {}) };
+}
 
 const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string; 'token-file'?: string; 'tls-server-name'?: string; out: string }> = async (a, io) => {
   if (Boolean(a.token) === Boolean(a['token-file'])) throw new ConfigError('give exactly one of --token and --token-file');
@@ -243,10 +277,7 @@ const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string;
   }
   if (url.protocol !== 'https:') throw new ConfigError('--server must be an https:// URL');
   const { renderBootstrapKubeconfig } = await lib();
-  const caPem = await fs.readFile(a.ca, 'utf8').catch((e: Error) => {
-    throw new ConfigError(`--ca ${a.ca}: ${e.message}`);
-  });
-  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${a.ca}: holds no PEM certificate`);
+  const caPem = await readCa(a.ca);
   await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
   return ExitCode.ok;
@@ -255,9 +286,7 @@ const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string;
 const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?: string; 'token-file'?: string; server?: string; ca?: string; ttl: string; groups: string[] }> = async (a, io) => {
   const { writeBundle } = await import('./bundle.js');
   let server = a.server;
-  let caPem = a.ca ? await fs.readFile(a.ca, 'utf8').catch((e: Error) => {
-    throw new ConfigError(`--ca ${a.ca}: ${e.message}`);
-  }) : undefined;
+  let caPem = a.ca ? await readCa(a.ca) : undefined;
   let token: string;
   if (a['token-file']) {
     token = (await fs.readFile(a['token-file'], 'utf8').catch((e: Error) => {
@@ -292,16 +321,17 @@ const clusterApprover: Handler<Common & { policy: string; user: string; ttl: str
     await print(objs, a.output, io);
     return ExitCode.ok;
   }
-  await applyAll(a.kubeconfig, objs, io);
+  const file = adminFile(a);
+  await applyAll(file, objs, io);
   if (!a.out) return ExitCode.ok;
   const ttlMs = parseDuration(a.ttl, '--ttl');
   if (ttlMs < 600_000) throw new ConfigError('--ttl must be at least 10m (the API refuses shorter certificates)');
-  const { api, server, caPem, tlsServerName } = await adminClient(a.kubeconfig);
+  const { api, server, caPem, tlsServerName } = await adminClient(file);
   try {
-    if (!caPem) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to put in the approver's kubeconfig`);
+    if (!caPem) throw new ConfigError(`${file}: has no certificate-authority(-data) to put in the approver's kubeconfig`);
     const { certPem, keyPem } = await issueClientCertificate(api, a.user, Math.round(ttlMs / 1000), AbortSignal.timeout(150_000))
       .catch((err: unknown) => {
-        throw adminError(err, a.kubeconfig);
+        throw adminError(err, file);
       });
     await writeFileAtomic(a.out, renderClientKubeconfig({ server: a.server ?? server, caPem, user: a.user, certPem, keyPem, ...(tlsServerName ? { tlsServerName } : {}) }), { mode: 0o600 });
   } finally {

@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { CsrObject } from '../../src/api.js';
 import { readKubeconfig } from '../../src/kubeconfig.js';
+import { CLI } from '../support/paths.js';
 
 const run = promisify(execFile);
 
@@ -60,7 +61,8 @@ export class ControlPlane {
 
   /**
    * Start a control plane, or attach to the cluster whose admin kubeconfig is in
-   * $TLSBOOT_E2E_KUBECONFIG (make e2e-kind). The cluster must have kubeadm's bootstrap bindings.
+   * $TLSBOOT_E2E_KUBECONFIG (make e2e-kind). Any cluster with bootstrap-token authentication and
+   * the CSR controllers will do: the bindings the suite needs are applied with `tlsboot cluster rbac`.
    */
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
     const binDir = opts.binDir ?? process.env['TLSBOOT_CONTROLPLANE_BIN'] ?? (await buildBinaries());
@@ -89,6 +91,9 @@ export class ControlPlane {
     const cp = new ControlPlane(dir, binDir, { etcd: 0, peer: 0, apiserver: 0, kcm: 0 }, opts, { server: config.server, kubeconfig });
     await fs.mkdir(path.join(dir, 'pki'));
     await fs.writeFile(cp.caPath, config.caPem);
+    // The suite's tokens are in kubeadm's default group; a cluster whose own bindings name other
+    // groups would answer 403 at the first bootstrap. tlsboot's own rbac command is idempotent.
+    await run(process.execPath, [CLI, 'cluster', 'rbac', '--kubeconfig', kubeconfig]);
     return cp;
   }
 

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import type { CsrObject } from '../../src/api.js';
 import { digestedName, parseCsrPem } from '../../src/csr.js';
 import { x509 } from '../../src/x509.js';
-import { csrsBy, currentTarget, makeNode, startPlane, startTlsboot, until } from '../support/e2e.js';
+import { csrsBy, csrsFor, currentTarget, makeNode, startPlane, startTlsboot, until } from '../support/e2e.js';
 import { listDir, runCli, tempDir, type CliProcess } from '../support/helpers.js';
 
 const run = promisify(execFile);
@@ -96,20 +96,21 @@ t.test('kubelet fidelity: tlsboot\'s CSR and kubelet\'s own agree', async (t) =>
   const shape = (names: string[]): string[] => names.map((n) => n.replace(/\d{4}(-\d{2}){5}/, 'TS'));
   t.same(shape(await listDir(node.pki)), shape(await listDir(path.join(kdir, 'pki'))));
   // and each side accepts the other's layout: tlsboot takes over kubelet's files without a CSR
-  const before = (await cp.csrs()).length;
+  const before = (await csrsFor(cp, 'system:node:kubelet-ref')).length;
   const takeover = await runCli(['run', '--once', '--kubeconfig', path.join(kdir, 'kubeconfig'), '--cert-dir', path.join(kdir, 'pki'), '--node-name', 'kubelet-ref']);
   t.equal(takeover.code, 0, takeover.output);
-  t.equal((await cp.csrs()).length, before, 'kubelet\'s credential is valid for tlsboot: no CSR');
+  t.equal((await csrsFor(cp, 'system:node:kubelet-ref')).length, before, 'kubelet\'s credential is valid for tlsboot: no CSR');
 });
 
 t.test('restart with a valid credential creates no CSR', async (t) => {
   const node = await makeNode(t, cp, 'node-restart', token);
   t.equal((await runCli(node.args('--once'))).code, 0);
-  const before = (await cp.csrs()).length;
+  const mine = async (): Promise<number> => (await csrsFor(cp, 'system:node:node-restart')).length;
+  t.equal(await mine(), 1, 'one CSR for the first bootstrap');
   const p = startTlsboot(t, node.args());
   await p.waitFor(/next rotation scheduled/);
   t.equal(await p.stop(), 0);
-  t.equal((await cp.csrs()).length, before);
+  t.equal(await mine(), 1, 'the restart made none');
 });
 
 t.test('no auto-approve binding: stays Pending with the approve command; kubectl approve finishes it', async (t) => {

@@ -56,6 +56,26 @@ t.test('cluster init, then a node bootstraps with the kubeconfig it wrote', asyn
   t.equal(await whoami(path.join(dir, 'kubeconfig')), 'system:node:init-node');
 });
 
+t.test('offline: cluster init --dry-run with no kubeconfig prints manifests that the real API server takes, and a kubeconfig that bootstraps', async (t) => {
+  const dir = await tempDir(t);
+  const out = path.join(dir, 'never-written.kubeconfig');
+  const dry = await runCli(['cluster', 'init', '--dry-run', '-o', 'json', '--server', cp.server, '--ca', cp.caPath, '--out', out]);
+  t.equal(dry.code, 0, dry.output);
+  const list = JSON.parse(dry.stdout) as { items: Array<{ kind: string }> };
+  t.same(list.items.map((i) => i.kind), ['ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Config']);
+  await t.rejects(fs.stat(out), 'a dry run writes no file');
+  const manifests = list.items.filter((i) => i.kind !== 'Config');
+  await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }) });
+  const bootstrap = path.join(dir, 'bootstrap.kubeconfig');
+  await fs.writeFile(bootstrap, JSON.stringify(list.items.find((i) => i.kind === 'Config')), { mode: 0o600 });
+  const node = await runCli(['run', '--once', '--bootstrap-kubeconfig', bootstrap, '--kubeconfig', path.join(dir, 'kubeconfig'), '--cert-dir', path.join(dir, 'pki'), '--node-name', 'offline-node']);
+  t.equal(node.code, 0, node.output);
+  t.equal(await whoami(path.join(dir, 'kubeconfig')), 'system:node:offline-node');
+  const token = await runCli(['token', 'create', '--dry-run', '-o', 'yaml']);
+  t.equal(token.code, 0, token.output);
+  await cp.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: token.stdout });
+});
+
 t.test('token create / list / delete, and kubeconfig bootstrap from a token file', async (t) => {
   const dir = await tempDir(t);
   const created = await runCli(['token', 'create', ...admin, '--ttl', '1h', '--description', 'rack 7']);

@@ -4,8 +4,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
 import type { CsrObject } from '../../src/api.js';
+import { parseCsrPem } from '../../src/csr.js';
 import { ControlPlane, type Token } from '../controlplane/controlplane.js';
-import { CliProcess, tempDir } from './helpers.js';
+import { parseChain } from '../../src/certs.js';
+import { CliProcess, runCli, tempDir } from './helpers.js';
 export { until } from './helpers.js';
 
 export async function startPlane(t: Test, signingDuration?: string): Promise<ControlPlane> {
@@ -45,6 +47,32 @@ export function startTlsboot(t: Test, args: string[], env: Record<string, string
 
 export async function csrsBy(cp: ControlPlane, filter: (c: CsrObject) => boolean): Promise<CsrObject[]> {
   return (await cp.csrs()).filter(filter);
+}
+
+/**
+ * The CSRs that asked for the subject CN `commonName`: a test's own, even when other test files
+ * share the cluster (attach mode runs them in parallel against one cluster).
+ */
+export async function csrsFor(cp: ControlPlane, commonName: string): Promise<CsrObject[]> {
+  const all = await cp.csrs();
+  const cns = await Promise.all(all.map(async (c) => (await parseCsrPem(Buffer.from(c.spec.request, 'base64').toString())).subject.commonName));
+  return all.filter((_, i) => cns[i] === commonName);
+}
+
+/**
+ * Why a test that needs short-lived certificates (at most `maxMs`) must skip, or false. The local
+ * control plane is started with the signing duration the file asks for; an attached cluster
+ * signs with its own, so one bootstrap there measures it.
+ */
+export async function shortCertificatesSkip(t: Test, cp: ControlPlane, maxMs: number): Promise<string | false> {
+  if (!cp.external) return false;
+  const node = await makeNode(t, cp, 'signing-probe', await cp.createToken());
+  const res = await runCli(node.args('--once'));
+  if (res.code !== 0) throw new Error(`probing the attached cluster's signing duration failed:\n${res.output}`);
+  const [leaf] = parseChain(await fs.readFile(path.join(node.pki, 'kubelet-client-current.pem'), 'utf8'));
+  const lifetime = leaf!.notAfter.getTime() - Date.now();
+  if (lifetime <= maxMs) return false;
+  return `the attached cluster signs certificates for ${Math.round(lifetime / 60_000)} min; this test needs at most ${Math.round(maxMs / 60_000)} min (kube-controller-manager --cluster-signing-duration=3m)`;
 }
 
 export async function currentTarget(node: Node, prefix = 'kubelet-client'): Promise<string> {

@@ -4,16 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { main } from '../../src/cli.js';
-
-/** The package root, from source (test/support) or compiled (dist/test/support) alike. */
-export const ROOT = ((): string => {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-})();
-export const CLI = path.join(ROOT, 'dist', 'src', 'main.js');
+import { CLI, ROOT } from './paths.js';
+export { CLI, ROOT } from './paths.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
