@@ -10,16 +10,20 @@ import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import {
-  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrRejectedError, TlsbootError, errorMessage,
+  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrRejectedError, RetriesExhaustedError, TlsbootError,
+  errorMessage,
 } from './errors.js';
 import { readIfExists, writeFileAtomic } from './fsutil.js';
 import { type Identity, usagesFor } from './identity.js';
 import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from './keys.js';
-import { readKubeconfig, renderNodeKubeconfig, type ClientConfig } from './kubeconfig.js';
+import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from './kubeconfig.js';
 import { silentLogger, type Logger } from './log.js';
-import { retryDelayMs, rotationDeadline, sleepUntil, type Random } from './schedule.js';
+import { formatDuration, retryDelayMs, rotationDeadline, sleepUntil, type Random } from './schedule.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from './version.js';
+
+/** How long --once retries failures by default before it exits 1. */
+export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
 
 export interface AgentOptions {
   kubeconfig: string;
@@ -34,6 +38,8 @@ export interface AgentOptions {
   rotationFraction?: number;
   /** --once: give up on errors that will not fix themselves instead of retrying for ever. */
   once?: boolean;
+  /** With `once`: stop retrying after failing for this long (--retry-timeout; default 5 min). */
+  retryTimeoutMs?: number;
   log?: Logger;
   rand?: Random;
   now?: () => Date;
@@ -74,6 +80,8 @@ export class Agent {
   private readonly rand: Random;
   private readonly now: () => Date;
   private memo: { serial: string; deadline: Date } | undefined;
+  /** What inspect() last warned about: ensure() and the attempt both inspect, say it once. */
+  private inspectWarning: string | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -127,6 +135,8 @@ export class Agent {
   }
 
   private async retrying(signal: AbortSignal, attempt: () => Promise<CredentialState>): Promise<CredentialState> {
+    // Under --once the retries are bounded: a provisioning script must get its answer.
+    const giveUpAt = this.opts.once ? Date.now() + (this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS) : Infinity;
     for (let failures = 1; ; failures++) {
       try {
         return await attempt();
@@ -134,7 +144,10 @@ export class Agent {
         if (signal.aborted) throw err;
         this.opts.onAttemptError?.(err);
         if (!this.retryable(err)) throw err;
-        const delay = retryDelayMs(failures, this.rand);
+        const left = giveUpAt - Date.now();
+        if (left <= 0) throw new RetriesExhaustedError(`gave up after ${failures} attempts in ${formatDuration(this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS)} (--retry-timeout): ${errorMessage(err)}`);
+        // The last try lands on the deadline rather than past it.
+        const delay = Math.min(retryDelayMs(failures, this.rand), left);
         this.log.warn('could not get a certificate; will retry', { error: errorMessage(err), attempt: failures, retryInMs: Math.round(delay) });
         await sleep(delay, undefined, { signal });
       }
@@ -166,7 +179,7 @@ export class Agent {
       config = await readKubeconfig(this.opts.kubeconfig);
     } catch (err) {
       if (!(await readIfExists(this.opts.kubeconfig))) return undefined;
-      this.log.warn('ignoring the unusable kubeconfig; it will be rewritten after bootstrap', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
+      this.warnOnce('ignoring the unusable kubeconfig; it will be rewritten after bootstrap', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
       return undefined;
     }
     const cc = config.clientCertificate;
@@ -178,18 +191,26 @@ export class Agent {
       // kubelet checks only expiry; a mismatched pair would fail every TLS handshake for ever.
       if (!new X509Certificate(cc.certPem).checkPrivateKey(key.privateKey)) throw new Error('the private key does not match the certificate');
     } catch (err) {
-      this.log.warn('the client certificate in the kubeconfig is unusable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
+      this.warnOnce('the client certificate in the kubeconfig is unusable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
       return undefined;
     }
     const now = this.now().getTime();
     const expired = chain.find((c) => c.notAfter.getTime() <= now);
     if (expired) {
-      this.log.warn('the client certificate has expired; falling back to the bootstrap kubeconfig', {
+      this.warnOnce('the client certificate has expired; falling back to the bootstrap kubeconfig', {
         kubeconfig: this.opts.kubeconfig, notAfter: expired.notAfter.toISOString(),
       });
       return undefined;
     }
+    this.inspectWarning = undefined;
     return { config, cert: { certPem: cc.certPem, keyPem: cc.keyPem }, leaf: chain[0]!, chain };
+  }
+
+  private warnOnce(msg: string, fields: Record<string, string>): void {
+    const key = JSON.stringify([msg, fields]);
+    if (key === this.inspectWarning) return;
+    this.inspectWarning = key;
+    this.log.warn(msg, fields);
   }
 
   private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
@@ -325,9 +346,9 @@ export class Agent {
       throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig}, and the bootstrap kubeconfig is unusable: ${why}`);
     }
     if (this.opts.bootstrapTokenFile) {
-      const token = (await readIfExists(this.opts.bootstrapTokenFile))?.toString('utf8').trim();
-      if (!token || /\s/.test(token)) throw new ConfigError(`${this.opts.bootstrapTokenFile}: the bootstrap token file is missing, empty or malformed`);
-      config.token = token;
+      const text = (await readIfExists(this.opts.bootstrapTokenFile))?.toString('utf8');
+      if (text === undefined) throw new ConfigError(`${this.opts.bootstrapTokenFile}: the bootstrap token file is missing`);
+      config.token = checkToken(text, `${this.opts.bootstrapTokenFile}: the bootstrap token file`);
       config.tokenFile = this.opts.bootstrapTokenFile;
     }
     if (config.insecureSkipTlsVerify && !this.opts.allowInsecureBootstrap) {

@@ -24,7 +24,7 @@ const defaultIo: CliIo = {
   onSignal: (name, handler) => process.on(name, handler),
 };
 
-const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed.\n' +
+const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed, 143 stopped (SIGTERM/SIGINT) under --once before a certificate was in place.\n' +
   'Every flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.';
 
 interface RunArgs {
@@ -46,6 +46,7 @@ interface RunArgs {
   'file-prefix'?: string;
   once: boolean;
   'approval-timeout': string;
+  'retry-timeout': string;
   keep: number;
   'allow-insecure-bootstrap': boolean;
   'log-format': string;
@@ -69,6 +70,7 @@ const RUN_OPTIONS: Record<string, Options> = {
   'file-prefix': { type: 'string', describe: 'file name prefix (default kubelet-client)' },
   once: { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' },
   'approval-timeout': { type: 'string', default: '15m', describe: 'how long one CSR may wait for approval and issuance' },
+  'retry-timeout': { type: 'string', default: '5m', describe: 'with --once: how long to retry failures (server unreachable, 5xx) before exiting 1 with the last error' },
   keep: { type: 'number', default: 5, describe: 'timestamped certificate files to keep' },
   'allow-insecure-bootstrap': { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' },
   'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
@@ -137,7 +139,8 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
     const config = await configFrom(a);
     // Loaded here, not at the top: `version` and `--help` need none of the heavy modules.
     const [{ Daemon }, { Notifier }] = await Promise.all([import('./daemon.js'), import('./notify.js')]);
-    const daemon = new Daemon(config, { log, notifier: new Notifier(log), once: a.once, ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
+    const retryTimeoutMs = parseDuration(a['retry-timeout'], '--retry-timeout');
+    const daemon = new Daemon(config, { log, notifier: new Notifier(log), once: a.once, retryTimeoutMs, ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
     io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
     io.onSignal?.('SIGINT', () => controller.abort(new Error('SIGINT')));
     io.onSignal?.('SIGUSR1', () => daemon.rotateNow());
@@ -212,11 +215,60 @@ async function doctorCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
   }
 }
 
+/** Flags that may be given more than once; any other flag given twice is refused. */
+const REPEATABLE = new Set([...Object.entries(RUN_OPTIONS).filter(([, o]) => o.array).map(([k]) => k), 'groups']);
+
+/**
+ * Normalise the arguments before yargs sees them. `--approval-timeout -5m` would be read as the
+ * short flags -5 and -m: a value that starts with "-" and a digit is joined to its flag, so that
+ * the flag's own check names it. Refuses a single-value flag given twice, which yargs would turn
+ * into a list that no handler expects.
+ */
+export function normaliseArguments(argv: string[]): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const flag = /^--([a-z][a-z0-9-]*)(=|$)/.exec(a)?.[1];
+    if (flag && !flag.startsWith('no-') && !REPEATABLE.has(flag)) {
+      if (seen.has(flag)) throw new ConfigError(`--${flag} is given more than once; give it once`);
+      seen.add(flag);
+    }
+    const next = argv[i + 1];
+    if (flag && !a.includes('=') && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** Number flags that yargs let through as NaN, and a verbosity out of range. */
+function numberProblem(argv: Record<string, unknown>): string | undefined {
+  for (const [k, v] of Object.entries(argv)) {
+    if (typeof v === 'number' && Number.isNaN(v) && !/[A-Z]/.test(k)) return `${k.length === 1 ? '-' : '--'}${k} must be a number`;
+  }
+  const v = argv['v'];
+  if (typeof v === 'number' && !(Number.isInteger(v) && v >= 0 && v <= 10)) return '-v must be a whole number from 0 to 10';
+  return undefined;
+}
+
 /** Run the CLI with these arguments; resolves to the process exit code. */
 export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.ok;
   let failed: string | undefined;
-  argv = [...argv.slice(0, 1), ...envArguments(argv, env), ...argv.slice(1)];
+  try {
+    argv = normaliseArguments([...argv.slice(0, 1), ...envArguments(argv, env), ...argv.slice(1)]);
+  } catch (err) {
+    io.stderr(`tlsboot: ${errorMessage(err)} (see tlsboot --help)\n`);
+    return ExitCode.usage;
+  }
   const { clusterCommands } = await import('./clustercli.js');
   // yargs calls a handler even after .fail() has recorded a usage error: run nothing then.
   const act = <A>(command: (a: A, io: CliIo) => Promise<ExitCodeValue>) => async (a: unknown): Promise<void> => {
@@ -237,6 +289,11 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
   });
   parser
     .demandCommand(1, 'name a command: run, status, doctor, approve, token, cluster, kubeconfig, bundle or version')
+    .check((a) => {
+      const problem = numberProblem(a);
+      if (problem) throw new Error(problem);
+      return true;
+    }, true)
     .strict()
     .help()
     .alias('help', 'h')

@@ -124,8 +124,11 @@ async function print(objs: readonly unknown[], format: string, io: Io): Promise<
     : objs.map((o) => stringifyYaml(o, { lineWidth: 0 })).join('---\n'));
 }
 
+/** Lifetimes become timestamps, not timers: up to ten years. */
+const MAX_TTL_MS = 10 * 8760 * 3_600_000;
+
 function ttlOf(ttl: string): number | undefined {
-  return ttl === '0' || ttl === '0s' ? undefined : parseDuration(ttl, '--ttl');
+  return ttl === '0' || ttl === '0s' ? undefined : parseDuration(ttl, '--ttl', MAX_TTL_MS);
 }
 
 async function applyAll(file: string, objs: K8sObject[], io: Io): Promise<void> {
@@ -324,7 +327,7 @@ const clusterApprover: Handler<Common & { policy: string; user: string; ttl: str
   const file = adminFile(a);
   await applyAll(file, objs, io);
   if (!a.out) return ExitCode.ok;
-  const ttlMs = parseDuration(a.ttl, '--ttl');
+  const ttlMs = parseDuration(a.ttl, '--ttl', MAX_TTL_MS);
   if (ttlMs < 600_000) throw new ConfigError('--ttl must be at least 10m (the API refuses shorter certificates)');
   const { api, server, caPem, tlsServerName } = await adminClient(file);
   try {

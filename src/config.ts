@@ -6,7 +6,7 @@ import path from 'node:path';
 import { ConfigError } from './errors.js';
 import { buildIdentity, type Identity, type IdentityOverrides } from './identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
-import { parseDuration } from './schedule.js';
+import { MAX_TIMER_MS, parseDuration } from './schedule.js';
 import { dict, onlyKeys, readYamlFile, stringList } from './yamlfields.js';
 
 export const OUTPUT_TYPES = ['cert', 'key', 'ca', 'combined'] as const;
@@ -53,6 +53,13 @@ const IDENTITY_KEYS = new Set([
   'signerName', 'usages', 'dnsNames', 'ipAddresses', 'keyAlgorithm', 'expirationSeconds', 'rotationFraction',
   'approvalTimeout', 'keep', 'allowInsecureBootstrap', 'outputs', 'hooks',
 ]);
+
+/** The config file's key for each single-identity flag, for buildIdentity's messages. */
+const CONFIG_KEY_OF_FLAG: Record<string, string> = {
+  'node-name': 'nodeName', 'signer-name': 'signerName', 'common-name': 'subject.commonName', organization: 'subject.organizations',
+  'dns-name': 'dnsNames', 'ip-address': 'ipAddresses', usage: 'usages', 'key-algorithm': 'keyAlgorithm',
+  'expiration-seconds': 'expirationSeconds', 'file-prefix': 'filePrefix',
+};
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
   return parseConfig(await readYamlFile(file, 'config file'), file, env);
@@ -155,7 +162,7 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
     identity = buildIdentity(str('nodeName') ?? os.hostname().toLowerCase(), overrides);
   } catch (err) {
     // buildIdentity speaks in flag names; translate to this file's keys.
-    const msg = (err as Error).message.replace(/--([a-z-]+)/g, (_m, flag: string) => flag.replace(/-([a-z])/g, (_x, c: string) => c.toUpperCase()));
+    const msg = (err as Error).message.replace(/--([a-z-]+)/g, (_m, flag: string) => CONFIG_KEY_OF_FLAG[flag] ?? flag);
     throw new ConfigError(`${file}: ${label}: ${msg}`);
   }
 
@@ -223,7 +230,9 @@ function parseHooks(v: unknown, where: string, dir: string, env: NodeJS.ProcessE
         throw new ConfigError(`${w}.exec must be a non-empty list: the program and its arguments (no shell)`);
       }
       const t = h['timeoutSeconds'] ?? 30;
-      if (typeof t !== 'number' || !(t > 0)) throw new ConfigError(`${w}.timeoutSeconds must be a positive number`);
+      if (typeof t !== 'number' || !(t > 0) || t * 1000 > MAX_TIMER_MS) {
+        throw new ConfigError(`${w}.timeoutSeconds must be a positive number of seconds, at most ${Math.floor(MAX_TIMER_MS / 1000)}`);
+      }
       return { kind: 'exec', argv: argv as string[], timeoutMs: t * 1000 };
     }
     if (h['reloadUnit'] !== undefined) {

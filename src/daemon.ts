@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Agent, type CredentialState } from './agent.js';
 import { loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
 import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { checkFolderPath, writeFileAtomic } from './fsutil.js';
 import { HookRunner } from './hooks.js';
 import { readKubeconfig } from './kubeconfig.js';
 import type { Logger } from './log.js';
@@ -24,6 +24,8 @@ export interface DaemonOptions {
   hookRetryBaseMs?: number;
   /** --once: hooks run once, without retries. */
   once?: boolean;
+  /** --once: how long an identity retries failures before it gives up (--retry-timeout). */
+  retryTimeoutMs?: number;
 }
 
 /** What `tlsboot status` reads: <certDir>/.<prefix>.state.json (hidden: the visible layout stays kubelet's). */
@@ -34,6 +36,14 @@ export interface StateFile {
   lastError?: string;
   hookFailures: Array<{ hook: string; failures: number; lastError: string }>;
   updated: string;
+}
+
+/** Every folder an identity writes to can exist: checked before any key is made. */
+async function checkPaths(cfg: IdentityConfig, file: string | undefined): Promise<void> {
+  const setting = (flag: string, key: string): string => (file ? `${file}: identity ${cfg.name}: ${key}` : flag);
+  await checkFolderPath(cfg.certDir, setting('--cert-dir', 'certDir'));
+  await checkFolderPath(path.dirname(cfg.kubeconfig), setting('--kubeconfig', 'kubeconfig'), cfg.kubeconfig);
+  for (const [i, o] of cfg.outputs.entries()) await checkFolderPath(path.dirname(o.path), setting('', `outputs[${i}].path`), o.path);
 }
 
 export function stateFilePath(cfg: IdentityConfig): string {
@@ -99,6 +109,11 @@ export class Daemon {
     this.hooks.stop();
     await this.stateWrites;
     let code: ExitCodeValue = ExitCode.ok;
+    if (signal.aborted && results.some((r) => r.status === 'rejected')) {
+      // A stop on request is not a failure to report, but the job was not done either.
+      this.log.info('stopped before every identity had a valid certificate', { signal: errorMessage(signal.reason) });
+      return ExitCode.interrupted;
+    }
     for (const [i, r] of results.entries()) {
       if (r.status === 'rejected') {
         const err = r.reason as unknown;
@@ -165,6 +180,7 @@ export class Daemon {
   private async buildSlots(config: DaemonConfig, once: boolean): Promise<Slot[]> {
     const slots: Slot[] = [];
     for (const cfg of config.identities) {
+      await checkPaths(cfg, config.file);
       const outputs = await resolveOutputs(cfg.outputs, `identity ${cfg.name}`);
       const slot: Slot = { cfg, outputs, controller: new AbortController(), wake: new AbortController(), agent: undefined as unknown as Agent };
       slot.agent = new Agent({
@@ -174,6 +190,7 @@ export class Daemon {
         ...(cfg.rotationFraction !== undefined ? { rotationFraction: cfg.rotationFraction } : {}),
         certDir: cfg.certDir, identity: cfg.identity, approvalTimeoutMs: cfg.approvalTimeoutMs, keep: cfg.keep,
         allowInsecureBootstrap: cfg.allowInsecureBootstrap, once,
+        ...(this.opts.retryTimeoutMs !== undefined ? { retryTimeoutMs: this.opts.retryTimeoutMs } : {}),
         log: config.identities.length > 1 ? prefixed(this.log, cfg.name) : this.log,
         onCertificate: (state) => this.onCertificate(slot, state),
         onValid: (state) => this.onValid(slot, state),

@@ -6,6 +6,8 @@ export const ExitCode = {
   runtime: 1,
   usage: 2,
   rejected: 3,
+  /** Stopped by SIGTERM or SIGINT under --once before a certificate was in place (128 + 15, as shells report it). */
+  interrupted: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -70,6 +72,9 @@ export class CertificateMismatchError extends TlsbootError {}
 /** The wait for approval and issuance exceeded --approval-timeout. */
 export class ApprovalTimeoutError extends TlsbootError {}
 
+/** --once kept failing for longer than --retry-timeout; the message carries the last error. */
+export class RetriesExhaustedError extends TlsbootError {}
+
 /** Log an error the way every command ends on one, and give its exit code (no stack traces). */
 export function reportError(err: unknown, log: { error(msg: string): void }): ExitCodeValue {
   if (err instanceof TlsbootError) {
@@ -91,6 +96,7 @@ export function errorReason(err: unknown): string {
   if (err instanceof ApiError) return err.reason || (err.status ? String(err.status) : 'Unreachable');
   if (err instanceof CsrRejectedError) return err.condition;
   if (err instanceof ApprovalTimeoutError) return 'ApprovalTimeout';
+  if (err instanceof RetriesExhaustedError) return 'RetriesExhausted';
   if (err instanceof CertificateMismatchError) return 'CertificateMismatch';
   if (err instanceof CsrGoneError) return 'CsrDeleted';
   if (err instanceof ConfigError) return 'Config';

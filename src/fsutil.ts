@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from './errors.js';
 
 export interface WriteOptions {
   mode: number;
@@ -71,6 +72,26 @@ export async function readIfExists(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/** Missing, or under a path part that is a file (ENOTDIR): either way there is nothing to read. */
 export function isNotFound(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * Check that `dir` is a folder or can be made one (`shown` is the path the user gave): no part of its path is a file. Done before
+ * any work, so that the user reads which setting to change instead of mkdir's ENOTDIR later.
+ */
+export async function checkFolderPath(dir: string, setting: string, shown = dir): Promise<void> {
+  for (let p = path.resolve(dir); ; p = path.dirname(p)) {
+    const st = await fs.stat(p).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw new ConfigError(`${setting} ${shown}: cannot check ${p}: ${(err as Error).message}`);
+    });
+    if (st) {
+      if (!st.isDirectory()) throw new ConfigError(`${setting} ${shown}: ${p} is a file, not a folder; choose another ${setting}`);
+      return;
+    }
+    if (path.dirname(p) === p) return;
+  }
 }

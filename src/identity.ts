@@ -1,5 +1,6 @@
 // What to ask for: subject, SANs, signer, usages, key algorithm and file prefix. The default is
 // exactly kubelet's client identity; everything else is an override.
+import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
 import type { CsrTemplate } from './csr.js';
 import type { KeyAlgorithm } from './keys.js';
@@ -63,6 +64,12 @@ export function buildIdentity(nodeName: string, o: IdentityOverrides = {}): Iden
   return identity;
 }
 
+/** expirationSeconds is an int32 in the API. */
+const MAX_INT32 = 2 ** 31 - 1;
+const DNS_LABEL = '[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?';
+const DNS_NAME = new RegExp(`^(\\*\\.)?${DNS_LABEL}(\\.${DNS_LABEL})*$`);
+
+/** Everything the API or the request builder would refuse later, refused before any key is made. */
 function validateIdentity(id: Identity): void {
   if (!/^[a-z0-9.-]+\/[A-Za-z0-9._\/-]+$/.test(id.signerName) || id.signerName.length > 571) {
     throw new ConfigError(`--signer-name ${JSON.stringify(id.signerName)} must look like domain/path, e.g. ${KUBELET_CLIENT_SIGNER}`);
@@ -76,9 +83,16 @@ function validateIdentity(id: Identity): void {
     }
   }
   if (id.usages && new Set(id.usages).size !== id.usages.length) throw new ConfigError('--usage lists a usage twice');
-  if (id.expirationSeconds !== undefined && (!Number.isInteger(id.expirationSeconds) || id.expirationSeconds < 600)) {
-    throw new ConfigError('--expiration-seconds must be a whole number of at least 600 (the API rejects less)');
+  if (id.expirationSeconds !== undefined && (!Number.isInteger(id.expirationSeconds) || id.expirationSeconds < 600 || id.expirationSeconds > MAX_INT32)) {
+    throw new ConfigError(`--expiration-seconds must be a whole number of at least 600 and at most ${MAX_INT32} (the API's limits)`);
   }
+  for (const ip of id.ipAddresses) {
+    if (isIP(ip) === 0) throw new ConfigError(`--ip-address ${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
+  }
+  for (const name of id.dnsNames) {
+    if (name.length > 253 || !DNS_NAME.test(name)) throw new ConfigError(`--dns-name ${JSON.stringify(name)} is not a DNS name (letters, digits, '-' and '.', optionally starting with "*.")`);
+  }
+  if (id.subject.organizations.some((o) => typeof o !== 'string' || o === '')) throw new ConfigError('--organization must not be empty');
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id.filePrefix)) {
     throw new ConfigError(`--file-prefix ${JSON.stringify(id.filePrefix)} may hold only letters, digits, '.', '_' and '-'`);
   }

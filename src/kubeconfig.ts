@@ -2,9 +2,10 @@
 // Every malformed case is a ConfigError naming the file and the field.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { isNotFound } from './fsutil.js';
+import { parseYamlText } from './yamlfields.js';
 
 export interface ClientCertificate {
   certPem: string;
@@ -42,13 +43,7 @@ export async function readKubeconfig(file: string): Promise<ClientConfig> {
 }
 
 export async function parseKubeconfig(text: string, file: string): Promise<ClientConfig> {
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (err) {
-    const first = (err as Error).message.split('\n')[0];
-    throw new ConfigError(`${file}: not valid YAML: ${first}`);
-  }
+  const doc = parseYamlText(text, file);
   if (!isDict(doc)) throw new ConfigError(`${file}: not a kubeconfig (expected a mapping with clusters, users, contexts)`);
   const dir = path.dirname(path.resolve(file));
   const field = (name: string): string => `${file}: ${name}`;
@@ -140,10 +135,14 @@ export async function parseKubeconfig(text: string, file: string): Promise<Clien
   return config;
 }
 
-/** Bootstrap tokens must look like kubeadm's; anything else would be sent to the server as is. */
-function checkToken(token: string, where: string): string {
+/**
+ * A bearer token goes into an HTTP header as it is: only visible ASCII may be in it. Anything
+ * else is a broken file (a pasted line break, a stray control character), not a network error,
+ * and the message must not quote the token.
+ */
+export function checkToken(token: string, where: string): string {
   const t = token.trim();
-  if (t === '' || /\s/.test(t)) throw new ConfigError(`${where} is empty or contains white space`);
+  if (!/^[\x21-\x7e]+$/.test(t)) throw new ConfigError(`${where} is empty, or holds white space or control characters; put the token alone on one line`);
   return t;
 }
 

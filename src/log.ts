@@ -64,3 +64,20 @@ function formatValue(v: string | number | boolean | undefined): string {
 
 /** A logger that drops everything; for library callers and tests that do not care. */
 export const silentLogger: Logger = createLogger({ write: () => undefined });
+
+/**
+ * Send every process warning (Node's own, a library's, a config file's) through `log` as one
+ * redacted line, in place of Node's default printer, which writes a multi-line text that no
+ * redaction sees. Each distinct warning is logged once: a daemon re-reads its files on every
+ * attempt, and the same warning each time is noise.
+ */
+export function routeProcessWarnings(log: Logger, proc: NodeJS.Process = process): void {
+  const seen = new Set<string>();
+  proc.removeAllListeners('warning');
+  proc.on('warning', (w: Error) => {
+    const text = `${w.name === 'Warning' ? '' : `${w.name}: `}${w.message}`.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+    if (seen.has(text)) return;
+    seen.add(text);
+    log.warn(text);
+  });
+}

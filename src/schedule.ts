@@ -57,9 +57,28 @@ export async function sleepUntil(
   }
 }
 
-/** Parse a duration: "15m", "90s", "1h30m", "500ms", or a bare number of seconds. */
-export function parseDuration(value: unknown, where: string): number {
-  if (typeof value === 'number' && value > 0) return value * 1000;
+/** The longest timer Node arms (2^31-1 ms, 24.8 days); a longer one fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Parse a duration: "15m", "90s", "1h30m", "500ms", or a bare number of seconds. At most `maxMs`
+ * (by default what a timer can wait for), so that every duration accepted works as given.
+ */
+export function parseDuration(value: unknown, where: string, maxMs = MAX_TIMER_MS): number {
+  const ms = parseAnyDuration(value, where);
+  if (ms > maxMs) throw new ConfigError(`${where} ${JSON.stringify(value)} is too long: at most ${formatDuration(maxMs)}`);
+  return ms;
+}
+
+/** "596h31m", "15m", "90s": whole units, the largest first, to the second. */
+export function formatDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts: Array<[number, string]> = [[Math.floor(s / 3600), 'h'], [Math.floor((s % 3600) / 60), 'm'], [s % 60, 's']];
+  return parts.filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join('') || `${ms}ms`;
+}
+
+function parseAnyDuration(value: unknown, where: string): number {
+  if (typeof value === 'number' && value > 0 && Number.isFinite(value)) return value * 1000;
   if (typeof value === 'string' && /^\d+(\.\d+)?$/.test(value) && Number(value) > 0) return Number(value) * 1000;
   let total = 0;
   let consumed = '';
@@ -69,7 +88,7 @@ export function parseDuration(value: unknown, where: string): number {
       consumed += m[0];
     }
   }
-  if (typeof value !== 'string' || consumed !== value || total <= 0) {
+  if (typeof value !== 'string' || consumed !== value || !(total > 0) || !Number.isFinite(total)) {
     throw new ConfigError(`${where} ${JSON.stringify(value)} is not a duration like 15m, 90s or 1h`);
   }
   return total;

@@ -1,9 +1,10 @@
 // Reading a YAML file that a human wrote (the config, the approval policy): every error names
 // the file and the field, and unknown keys are refused rather than silently ignored.
 import { promises as fs } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
 import { isNotFound } from './fsutil.js';
+import { redact } from './log.js';
 
 export type Dict = Record<string, unknown>;
 
@@ -15,12 +16,40 @@ export async function readYamlFile(file: string, what: string): Promise<unknown>
   } catch (err) {
     throw new ConfigError(`${file}: ${isNotFound(err) ? `${what} not found` : `cannot read: ${(err as Error).message}`}`);
   }
+  return parseYamlText(text, file);
+}
+
+/**
+ * Parse YAML text from `file`. Errors become a ConfigError naming the file. Warnings (an unknown
+ * tag, say) go out as one process warning each, redacted, without the source excerpt that the
+ * yaml library quotes: the excerpt is the line itself, and that line may hold a token.
+ */
+export function parseYamlText(text: string, file: string): unknown {
+  let doc;
   try {
-    return parseYaml(text);
+    // logLevel 'error': the library would otherwise print its warnings itself, with the excerpt.
+    doc = parseDocument(text, { logLevel: 'error' });
   } catch (err) {
-    throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    throw new ConfigError(`${file}: not valid YAML: ${firstLine(err)}`);
+  }
+  const [error] = doc.errors;
+  if (error) throw new ConfigError(`${file}: not valid YAML: ${firstLine(error)}`);
+  for (const w of doc.warnings) {
+    process.emitWarning(redact(`${file}: ${firstLine(w)}`), { type: 'ConfigWarning', code: w.code });
+  }
+  try {
+    return doc.toJS();
+  } catch (err) {
+    // toJS refuses alias bombs (more than maxAliasCount aliases to one node).
+    throw new ConfigError(`${file}: not valid YAML: ${firstLine(err)}`);
   }
 }
+
+/** The message without the source excerpt that pretty errors append after the first line. */
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.replace(/:$/, '');
+}
+
 
 export function dict(v: unknown, where: string, what: string): Dict {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${where} ${what}`);

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import t from 'tap';
-import { envArguments, main } from '../../src/cli.js';
+import { envArguments, main, normaliseArguments } from '../../src/cli.js';
 import { parseDuration } from '../../src/schedule.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { runCli, runInProcess, tempDir } from '../support/helpers.js';
@@ -26,6 +26,19 @@ const usage: Array<[string[], RegExp]> = [
   [['run', '--kubeconfig', 'k', '--keep', '0'], /--keep must be a whole number of at least 1/],
   [['run', '--kubeconfig', 'k', '--node-name', 'UPPER_case'], /--node-name "UPPER_case" is not a valid node name/],
   [['run', '--kubeconfig', 'k', '--usage', 'teleport'], /--usage "teleport" is not a known usage/],
+  // Found by the fault hunt (reliability issue): each was accepted, or failed late and unclearly.
+  [['run', '--kubeconfig', 'k', '--cert-dir', 'a', '--cert-dir', 'b'], /--cert-dir is given more than once; give it once/],
+  [['run', '--kubeconfig', 'k', '-v', 'abc'], /-v must be a number/],
+  [['run', '--kubeconfig', 'k', '-v', '11'], /-v must be a whole number from 0 to 10/],
+  [['run', '--kubeconfig', 'k', '--keep', 'many'], /--keep must be a number/],
+  [['run', '--kubeconfig', 'k', '--approval-timeout', '-5m'], /--approval-timeout "-5m" is not a duration/],
+  [['run', '--kubeconfig', 'k', '--approval-timeout', '700h'], /--approval-timeout "700h" is too long: at most 596h31m23s/],
+  [['run', '--kubeconfig', 'k', '--approval-timeout', '2000h'], /--approval-timeout "2000h" is too long/],
+  [['run', '--kubeconfig', 'k', '--retry-timeout', '1e9h'], /--retry-timeout "1e9h" is not a duration/],
+  [['run', '--kubeconfig', 'k', '--ip-address', '999.1.1.1'], /--ip-address "999.1.1.1" is not an IPv4 or IPv6 address/],
+  [['run', '--kubeconfig', 'k', '--dns-name', 'no spaces.example'], /--dns-name "no spaces.example" is not a DNS name/],
+  [['run', '--kubeconfig', 'k', '--expiration-seconds', '1e20'], /--expiration-seconds must be a whole number of at least 600 and at most 2147483647/],
+  [['token', 'create', '--dry-run', '--ttl', '1000000h'], /--ttl "1000000h" is too long: at most 87600h/],
 ];
 for (const [args, re] of usage) {
   t.test(`usage error: ${args.join(' ') || '(none)'}`, async (t) => {
@@ -43,6 +56,16 @@ t.test('durations', async (t) => {
   t.equal(parseDuration('250ms', 'x'), 250);
   t.throws(() => parseDuration('15 minutes', 'x'));
   t.throws(() => parseDuration('0s', 'x'));
+  t.equal(parseDuration('596h', 'x'), 596 * 3_600_000, 'the longest timer Node arms is about 596h31m');
+  t.throws(() => parseDuration('597h', 'x'), /too long: at most 596h31m23s/);
+  t.throws(() => parseDuration(Infinity, 'x'));
+});
+
+t.test('repeatable flags stay repeatable; a value that looks like a flag stays with its flag', async (t) => {
+  t.same(normaliseArguments(['run', '--usage', 'a', '--usage', 'b', '--organization', 'x', '--organization', 'y']),
+    ['run', '--usage', 'a', '--usage', 'b', '--organization', 'x', '--organization', 'y']);
+  t.same(normaliseArguments(['run', '--approval-timeout', '-5m', '-v', '2']), ['run', '--approval-timeout=-5m', '-v', '2']);
+  t.throws(() => normaliseArguments(['run', '--keep=2', '--keep', '3']), /--keep is given more than once/);
 });
 
 t.test('every flag reads from TLSBOOT_* environment variables (real process)', async (t) => {
