@@ -230,7 +230,7 @@ export class Agent {
         // the same one again by its digest.
         await fs.rm(this.store.keyTmpPath, { force: true });
       }
-      if (err instanceof ApiError && err.status === 401) throw this.tokenRejected(boot.config, err);
+      if (err instanceof ApiError && err.status === 401) throw await this.unauthorized(boot.config, err, signal);
       throw err;
     } finally {
       await api.close();
@@ -359,6 +359,23 @@ export class Agent {
       return { config, credentials: { kind: 'certificate', certPem: config.clientCertificate.certPem, keyPem: config.clientCertificate.keyPem } };
     }
     throw new ConfigError(`${file}: the current user has no token, tokenFile or client certificate to bootstrap with`);
+  }
+
+  /**
+   * A 401 for the bootstrap token. A kube-apiserver that has just started answers 401 to every
+   * token until its informers have synced (found by the fault suite): that is not a verdict on
+   * the token, so while /readyz says the server is starting, the 401 is retried.
+   */
+  private async unauthorized(config: ClientConfig, err: ApiError, signal: AbortSignal): Promise<Error> {
+    const anonymous = this.client(config, { kind: 'anonymous' });
+    try {
+      if ((await anonymous.readiness(signal)) === 'starting') {
+        return new ApiError(`${config.server} refused the bootstrap token while it is still starting (401, /readyz not ready); retrying`, 503, 'NotReady');
+      }
+    } finally {
+      await anonymous.close();
+    }
+    return this.tokenRejected(config, err);
   }
 
   private tokenRejected(config: ClientConfig, err: ApiError): BootstrapTokenRejectedError {

@@ -189,6 +189,22 @@ export class ApiClient {
     return this.json<T>(method, path, body, signal);
   }
 
+  /**
+   * GET /readyz, sent without credentials. 'starting' when the server answers but is not ready:
+   * 500, or 403 while its RBAC is not loaded yet (the default policy lets anyone read /readyz).
+   * 'unknown' when it will not say: 401 (anonymous requests disabled), or unreachable.
+   */
+  async readiness(signal?: AbortSignal): Promise<'ready' | 'starting' | 'unknown'> {
+    try {
+      const res = await this.send('GET', '/readyz', undefined, signal, this.timeoutMs);
+      await res.body.dump();
+      if (res.statusCode === 200) return 'ready';
+      return res.statusCode === 401 ? 'unknown' : 'starting';
+    } catch {
+      return 'unknown';
+    }
+  }
+
   async healthz(signal?: AbortSignal): Promise<boolean> {
     try {
       const res = await this.send('GET', '/healthz', undefined, signal, this.timeoutMs);

@@ -151,6 +151,32 @@ export class ControlPlane {
       '-in', 'future.csr', '-out', 'future.crt', '-startdate', `${year}0101000000Z`, '-enddate', `${year + 1}0101000000Z`);
   }
 
+  /**
+   * Sign a client certificate for `keyPem` with the cluster CA and any validity, in the past or
+   * the future: what a node finds on disk after a long power-off, say. `openssl ca` is the one
+   * openssl 3.0 command that takes both dates.
+   */
+  async signClientCertificate(keyPem: string, subject: string, start: Date, end: Date): Promise<string> {
+    this.local('sign with the CA');
+    const dir = await fs.mkdtemp(path.join(this.dir, 'sign-'));
+    const ossl = (...args: string[]): Promise<unknown> => run('openssl', args, { cwd: dir });
+    const stamp = (d: Date): string => d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+    await fs.writeFile(path.join(dir, 'ca.cnf'), [
+      '[ca]', 'default_ca = d', '[d]', 'database = index', 'new_certs_dir = .', 'serial = serial',
+      'default_md = sha256', 'policy = p', 'unique_subject = no', '[p]', 'commonName = supplied', 'organizationName = optional',
+      '[ext]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = clientAuth', '',
+    ].join('\n'));
+    await fs.writeFile(path.join(dir, 'index'), '');
+    await fs.writeFile(path.join(dir, 'serial'), `${randomBytes(8).toString('hex')}\n`);
+    await fs.writeFile(path.join(dir, 'key.pem'), keyPem, { mode: 0o600 });
+    await ossl('req', '-new', '-key', 'key.pem', '-out', 'req.csr', '-subj', subject);
+    await ossl('ca', '-batch', '-notext', '-config', 'ca.cnf', '-extensions', 'ext', '-cert', this.pki('ca.crt'), '-keyfile', this.pki('ca.key'),
+      '-in', 'req.csr', '-out', 'cert.pem', '-startdate', stamp(start), '-enddate', stamp(end));
+    const pem = await fs.readFile(path.join(dir, 'cert.pem'), 'utf8');
+    await fs.rm(dir, { recursive: true, force: true });
+    return pem;
+  }
+
   private async writeCertKubeconfig(file: string, who: string): Promise<void> {
     const b64 = async (f: string): Promise<string> => (await fs.readFile(this.pki(f))).toString('base64');
     await fs.writeFile(file, [
@@ -190,7 +216,8 @@ export class ControlPlane {
     return child;
   }
 
-  private async startEtcd(): Promise<void> {
+  async startEtcd(): Promise<void> {
+    this.local('start etcd');
     const { etcd, peer } = this.ports;
     this.spawnLogged('etcd', [
       '--name', 'test', '--data-dir', path.join(this.dir, 'etcd'),
@@ -223,7 +250,8 @@ export class ControlPlane {
     await this.waitFor('kube-apiserver', () => httpOk(`${this.server}/readyz`, this.pki('ca.crt')), 180_000);
   }
 
-  private async startControllerManager(): Promise<void> {
+  async startControllerManager(): Promise<void> {
+    this.local('start kube-controller-manager');
     this.spawnLogged('kube-controller-manager', [
       `--kubeconfig=${path.join(this.dir, 'kcm.kubeconfig')}`,
       '--use-service-account-credentials=true',
@@ -249,13 +277,20 @@ export class ControlPlane {
     if (this.external) throw new Error(`cannot ${what} of a cluster tlsboot did not start`);
   }
 
-  async stopProcess(name: string): Promise<void> {
+  /** Whether this control plane's process `name` is up (started and not exited). */
+  running(name: string): boolean {
+    const child = this.procs.get(name);
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+
+  /** Stop one of etcd, kube-apiserver, kube-controller-manager: SIGTERM, or SIGKILL (a power cut). */
+  async stopProcess(name: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     this.local(`stop ${name}`);
     const child = this.procs.get(name);
     this.procs.delete(name);
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
+    child.kill(signal);
     const killed = await Promise.race([exited.then(() => true), sleep(20_000).then(() => false)]);
     if (!killed) {
       child.kill('SIGKILL');

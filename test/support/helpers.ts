@@ -39,14 +39,23 @@ function requireBuilt(): void {
 /** A running `tlsboot` child process with its combined output. */
 export class CliProcess {
   readonly child: ChildProcess;
+  /** stdout and stderr interleaved as they came, and each alone. */
   output = '';
+  stdout = '';
+  stderr = '';
   readonly exited: Promise<number>;
 
   constructor(args: string[], env: Record<string, string> = {}) {
     requireBuilt();
     this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
-    this.child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    this.child.stdout?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+      this.stdout += d.toString();
+    });
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.output += d.toString();
+      this.stderr += d.toString();
+    });
     this.exited = new Promise((resolve) => this.child.on('exit', (code, sig) => resolve(code ?? (sig ? 128 : 1))));
   }
 
@@ -74,7 +83,7 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
   const timer = setTimeout(() => p.child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
   const code = await p.exited;
   clearTimeout(timer);
-  return { code, stdout: '', stderr: p.output, output: p.output };
+  return { code, stdout: p.stdout, stderr: p.stderr, output: p.output };
 }
 
 export function nodeArgs(dir: string, bootstrap: string, extra: string[] = []): string[] {
