@@ -1,19 +1,22 @@
 // The agent loop: make sure a valid client certificate is on disk, bootstrapping with the token
 // or rotating with the current certificate, and keep it valid. Modelled on kubelet's two paths:
 // bootstrap = pkg/kubelet/certificate/bootstrap (persisted key, deterministic CSR name),
-// rotation = client-go util/certificate (fresh key, generateName), same retry schedule.
+// rotation = client-go util/certificate (same schedule), but with bootstrap's persisted key and
+// deterministic name, so a rotation that is never approved leaves one CSR, not one per attempt.
 import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clientFor, type ApiClient, type Credentials, type CsrObject } from './api.js';
 import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import {
-  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrRejectedError, RetriesExhaustedError, TlsbootError,
+  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError, RetriesExhaustedError,
+  TlsbootError,
   errorMessage,
 } from './errors.js';
-import { readIfExists, writeFileAtomic } from './fsutil.js';
+import { readIfExists, removeLeftovers, writeFileAtomic } from './fsutil.js';
 import { type Identity, usagesFor } from './identity.js';
 import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from './keys.js';
 import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from './kubeconfig.js';
@@ -80,6 +83,7 @@ export class Agent {
   private readonly rand: Random;
   private readonly now: () => Date;
   private memo: { serial: string; deadline: Date } | undefined;
+  private started = false;
   /** What inspect() last warned about: ensure() and the attempt both inspect, say it once. */
   private inspectWarning: string | undefined;
 
@@ -97,6 +101,10 @@ export class Agent {
    */
   async ensure(signal: AbortSignal, force = false): Promise<CredentialState> {
     await this.store.recover(this.now());
+    if (!this.started) {
+      this.started = true;
+      await this.removeLeftovers();
+    }
     const current = await this.inspect();
     if (current && !force) {
       const deadline = this.deadlineOf(current.leaf);
@@ -202,8 +210,25 @@ export class Agent {
       });
       return undefined;
     }
+    // The API server refuses a client certificate before its NotBefore, so it is no credential.
+    const early = chain.find((c) => c.notBefore.getTime() > now);
+    if (early) {
+      this.warnOnce('the client certificate is not valid yet (is this clock, or the signer\'s, off?); falling back to the bootstrap kubeconfig', {
+        kubeconfig: this.opts.kubeconfig, notBefore: early.notBefore.toISOString(),
+      });
+      return undefined;
+    }
     this.inspectWarning = undefined;
     return { config, cert: { certPem: cc.certPem, keyPem: cc.keyPem }, leaf: chain[0]!, chain };
+  }
+
+  /** What a kill -9 in the middle of a write left behind (found by the fault suite). */
+  private async removeLeftovers(): Promise<void> {
+    const removed = [
+      ...(await removeLeftovers(this.store.dir, this.opts.identity.filePrefix)),
+      ...(await removeLeftovers(path.dirname(path.resolve(this.opts.kubeconfig)), path.basename(this.opts.kubeconfig))),
+    ];
+    if (removed.length > 0) this.log.info('removed temporary files an interrupted write left behind', { files: removed.join(',') });
   }
 
   private warnOnce(msg: string, fields: Record<string, string>): void {
@@ -216,20 +241,14 @@ export class Agent {
   private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
     const boot = await this.bootstrapConfig();
     const id = this.opts.identity;
-    const key = await this.bootstrapKey(id);
+    const key = await this.pendingKey(id);
     const usages = usagesFor(id, isRsa(key), 'bootstrap');
     const name = digestedName(spkiDer(key), id.subject, usages);
     this.log.info('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
     const api = this.client(boot.config, boot.credentials);
     try {
-      const created = await this.createOrReuse(api, name, key, usages, signal);
-      return await this.finish(api, created, key, usages, boot.config, signal, true);
+      return await this.request(api, name, key, usages, boot.config, signal);
     } catch (err) {
-      if (err instanceof CsrRejectedError || err instanceof CertificateMismatchError) {
-        // That CSR is spoiled. A fresh key next time gives a fresh CSR name instead of finding
-        // the same one again by its digest.
-        await fs.rm(this.store.keyTmpPath, { force: true });
-      }
       if (err instanceof ApiError && err.status === 401) throw await this.unauthorized(boot.config, err, signal);
       throw err;
     } finally {
@@ -237,26 +256,47 @@ export class Agent {
     }
   }
 
+  /**
+   * Unlike kubelet's rotation (a fresh key and generateName each attempt), the key is kept and
+   * the name derived from it, as for bootstrap: a retry, an approval timeout or a restart finds
+   * the same pending CSR instead of leaving one more behind (kubernetes#132947).
+   */
   private async rotate(current: Current, signal: AbortSignal): Promise<CredentialState> {
     const id = this.opts.identity;
-    const key = await generateKey(id.keyAlgorithm);
+    const key = await this.pendingKey(id);
     const usages = usagesFor(id, isRsa(key), 'rotation');
+    const name = digestedName(spkiDer(key), id.subject, usages, 'csr-');
     this.log.info('rotating the client certificate, authenticating with the current one', {
-      server: current.config.server, notAfter: current.leaf.notAfter.toISOString(),
+      server: current.config.server, csr: name, notAfter: current.leaf.notAfter.toISOString(),
     });
     const api = this.client(current.config, { kind: 'certificate', ...current.cert });
     try {
-      const request = await buildCsrPem(key, id);
-      const created = await api.createCsr(this.csrObject({ generateName: 'csr-' }, request, usages), signal);
-      return await this.finish(api, created, key, usages, current.config, signal, false);
+      return await this.request(api, name, key, usages, current.config, signal);
+    } catch (err) {
+      // A deleted rotation CSR may have been deleted on purpose: ask again with a new key.
+      if (err instanceof CsrGoneError) await fs.rm(this.store.keyTmpPath, { force: true });
+      throw err;
     } finally {
       await api.close();
     }
   }
 
-  private async finish(
-    api: ApiClient, csr: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal, fromBootstrap: boolean,
-  ): Promise<CredentialState> {
+  /** Create (or find again) the CSR, wait for it, and put the certificate in place. */
+  private async request(api: ApiClient, name: string, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
+    try {
+      const created = await this.createOrReuse(api, name, key, usages, signal);
+      return await this.finish(api, created, key, usages, cluster, signal);
+    } catch (err) {
+      if (err instanceof CsrRejectedError || err instanceof CertificateMismatchError) {
+        // That CSR is spoiled. A fresh key next time gives a fresh CSR name instead of finding
+        // the same one again by its digest.
+        await fs.rm(this.store.keyTmpPath, { force: true });
+      }
+      throw err;
+    }
+  }
+
+  private async finish(api: ApiClient, csr: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
     const name = csr.metadata.name ?? '';
     const chainPem = await waitForCertificate(api, csr, {
       signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? 15 * 60_000,
@@ -264,8 +304,9 @@ export class Agent {
     });
     const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
     const file = await this.store.update(chainPem, privateKeyPem(key), this.now());
-    if (fromBootstrap) await fs.rm(this.store.keyTmpPath, { force: true });
     await this.writeKubeconfig(cluster);
+    // Only now: a crash before this line reruns with the same key and finds the same CSR.
+    await fs.rm(this.store.keyTmpPath, { force: true });
     await this.store.prune();
     const leaf = chain[0]!;
     const state = this.stateOf(leaf, file, this.deadlineOf(leaf), name);
@@ -284,7 +325,7 @@ export class Agent {
     const id = this.opts.identity;
     const request = await buildCsrPem(key, id);
     try {
-      return await api.createCsr(this.csrObject({ name }, request, usages), signal);
+      return await api.createCsr(this.csrObject(name, request, usages), signal);
     } catch (err) {
       if (!(err instanceof ApiError) || err.status !== 409) throw err;
     }
@@ -309,23 +350,26 @@ export class Agent {
     return existing;
   }
 
-  private csrObject(meta: { name?: string; generateName?: string }, requestPem: string, usages: string[]): CsrObject {
+  private csrObject(name: string, requestPem: string, usages: string[]): CsrObject {
     const id = this.opts.identity;
     const spec: CsrObject['spec'] = { request: Buffer.from(requestPem).toString('base64'), signerName: id.signerName, usages };
     if (id.expirationSeconds !== undefined) spec.expirationSeconds = id.expirationSeconds;
-    return { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: meta, spec };
+    return { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name }, spec };
   }
 
-  /** The bootstrap key persists across retries and restarts so the CSR name stays the same. */
-  private async bootstrapKey(id: Identity): Promise<KeyPair> {
+  /**
+   * The key of the CSR being asked for, kept in `<prefix>.key.tmp` (0600) until its certificate
+   * is in place, so that the CSR name stays the same across retries and restarts.
+   */
+  private async pendingKey(id: Identity): Promise<KeyPair> {
     const existing = await readIfExists(this.store.keyTmpPath);
     if (existing) {
       try {
         const key = loadPrivateKey(existing.toString('utf8'), this.store.keyTmpPath);
         if (key.algorithm === id.keyAlgorithm) return key;
-        this.log.info('the saved bootstrap key has another algorithm than asked for; making a new one', { path: this.store.keyTmpPath });
+        this.log.info('the saved key has another algorithm than asked for; making a new one', { path: this.store.keyTmpPath });
       } catch {
-        this.log.warn('the saved bootstrap key is unreadable; making a new one', { path: this.store.keyTmpPath });
+        this.log.warn('the saved key is unreadable; making a new one', { path: this.store.keyTmpPath });
       }
     }
     const key = await generateKey(id.keyAlgorithm);

@@ -61,9 +61,10 @@ export async function buildCsrPem(pair: KeyPair, template: CsrTemplate): Promise
 /**
  * kubelet's digestedName (pkg/kubelet/certificate/bootstrap): SHA-512/256 over the base64url of
  * the SPKI, the CN, each O and each usage in order, each followed by '|'. The same key and
- * request always give the same name, so a retry finds the CSR it made before.
+ * request always give the same name, so a retry finds the CSR it made before. Rotation uses the
+ * same digest under kubelet's rotation prefix `csr-`.
  */
-export function digestedName(spki: Uint8Array, subject: Subject, usages: readonly string[]): string {
+export function digestedName(spki: Uint8Array, subject: Subject, usages: readonly string[], prefix = 'node-csr-'): string {
   const hash = createHash('sha512-256');
   const write = (data: Uint8Array | string): void => {
     hash.update(Buffer.from(data).toString('base64url'));
@@ -73,7 +74,7 @@ export function digestedName(spki: Uint8Array, subject: Subject, usages: readonl
   write(subject.commonName);
   for (const o of subject.organizations) write(o);
   for (const u of usages) write(u);
-  return `node-csr-${hash.digest('base64url')}`;
+  return `${prefix}${hash.digest('base64url')}`;
 }
 
 const SAN_OID = '2.5.29.17';

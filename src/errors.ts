@@ -72,6 +72,9 @@ export class CertificateMismatchError extends TlsbootError {}
 /** The wait for approval and issuance exceeded --approval-timeout. */
 export class ApprovalTimeoutError extends TlsbootError {}
 
+/** A file could not be written (disk full, read-only, permissions); nothing half-written is left. */
+export class FileWriteError extends TlsbootError {}
+
 /** --once kept failing for longer than --retry-timeout; the message carries the last error. */
 export class RetriesExhaustedError extends TlsbootError {}
 
@@ -97,6 +100,7 @@ export function errorReason(err: unknown): string {
   if (err instanceof CsrRejectedError) return err.condition;
   if (err instanceof ApprovalTimeoutError) return 'ApprovalTimeout';
   if (err instanceof RetriesExhaustedError) return 'RetriesExhausted';
+  if (err instanceof FileWriteError) return 'FileWrite';
   if (err instanceof CertificateMismatchError) return 'CertificateMismatch';
   if (err instanceof CsrGoneError) return 'CsrDeleted';
   if (err instanceof ConfigError) return 'Config';

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError, FileWriteError } from './errors.js';
 
 export interface WriteOptions {
   mode: number;
@@ -14,10 +14,50 @@ export interface WriteOptions {
   dirMode?: number;
 }
 
+/** The temporary name writeFileAtomic and replaceSymlink use for `name`. */
+function tmpName(name: string): string {
+  return `.${name}.tmp-${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Remove the temporary files that a process killed in the middle of writeFileAtomic or
+ * replaceSymlink left in `dir`, for files whose names start with `prefix`. Only for a process's
+ * start: a write of its own in flight would lose its temporary file.
+ */
+export async function removeLeftovers(dir: string, prefix: string): Promise<string[]> {
+  const pattern = /^\.(.+)\.tmp-[0-9a-f]{12}$/;
+  const removed: string[] = [];
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const base = pattern.exec(name)?.[1];
+    if (base === undefined || !base.startsWith(prefix)) continue;
+    await fs.rm(path.join(dir, name), { force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 export async function writeFileAtomic(file: string, data: string | Uint8Array, opts: WriteOptions): Promise<void> {
+  try {
+    await writeAtomic(file, data, opts);
+  } catch (err) {
+    throw writeError(file, err);
+  }
+}
+
+/** A failed write as one line naming the file and the remedy; the errno code stays readable. */
+function writeError(file: string, err: unknown): FileWriteError {
+  const e = err as NodeJS.ErrnoException;
+  const remedy: Record<string, string> = {
+    ENOSPC: 'the disk is full; free some space', EDQUOT: 'the disk quota is used up', EROFS: 'the file system is read-only',
+    EACCES: 'permission denied', EPERM: 'not permitted',
+  };
+  return new FileWriteError(`cannot write ${file}: ${remedy[e.code ?? ''] ?? e.message}${e.code ? ` (${e.code})` : ''}`);
+}
+
+async function writeAtomic(file: string, data: string | Uint8Array, opts: WriteOptions): Promise<void> {
   const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true, mode: opts.dirMode ?? 0o755 });
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`);
+  const tmp = path.join(dir, tmpName(path.basename(file)));
   const handle = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, opts.mode);
   try {
     await handle.writeFile(data);
@@ -43,15 +83,17 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array, o
 /** Replace (or create) a symlink in one rename, so there is never a moment without it. */
 export async function replaceSymlink(target: string, link: string): Promise<void> {
   const dir = path.dirname(link);
-  const tmp = path.join(dir, `.${path.basename(link)}.tmp-${randomBytes(6).toString('hex')}`);
-  await fs.symlink(target, tmp);
+  const tmp = path.join(dir, tmpName(path.basename(link)));
   try {
-    await fs.rename(tmp, link);
+    await fs.symlink(target, tmp);
+    await fs.rename(tmp, link).catch(async (err: unknown) => {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    });
+    await syncDir(dir);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
+    throw writeError(link, err);
   }
-  await syncDir(dir);
 }
 
 export async function syncDir(dir: string): Promise<void> {

@@ -47,6 +47,7 @@ if [ "$profile" = test ]; then
   want haproxy haproxy           # the haproxy workload test
   want keepalived keepalived     # keepalived --config-test
   want getent libc-bin
+  want faketime faketime         # the fault suite moves the clock of one process
   # The haproxy example writes outputs with group haproxy; the haproxy package creates it.
   getent group haproxy >/dev/null 2>&1 || missing+=(haproxy)
 fi

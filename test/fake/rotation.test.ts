@@ -12,7 +12,7 @@ import { CliProcess, listDir, runInProcess, tempDir } from '../support/helpers.j
 
 const pems = async (pki: string): Promise<string[]> => (await listDir(pki)).filter((f) => /-\d{2}\.pem$/.test(f));
 
-t.test('a due certificate is rotated with mutual TLS, fresh key, generateName', async (t) => {
+t.test('a due certificate is rotated with mutual TLS, a new key, and a name derived from it', async (t) => {
   // 30 s signing duration: NotBefore is backdated 5 min, so 70-90 % of the 5.5 min lifetime
   // has passed before the certificate is issued: it is due at once.
   const { fake, pki, args } = await fakeNode(t, { signingDurationSeconds: 30 });
@@ -25,8 +25,8 @@ t.test('a due certificate is rotated with mutual TLS, fresh key, generateName', 
   const csrs = [...fake.csrs.values()];
   t.equal(csrs.length, 2);
   const rot = csrs[1]!;
-  t.match(rot.metadata.name, /^csr-/);
-  t.equal(rot.metadata.generateName, 'csr-');
+  t.match(rot.metadata.name, /^csr-[A-Za-z0-9_-]{43}$/, 'kubelet\'s prefix, and the digest of key, subject and usages');
+  t.equal(rot.metadata.generateName, undefined);
   t.equal(rot.spec.username, 'system:node:node-1', 'authenticated with its certificate');
   t.ok(rot.spec.groups?.includes('system:nodes'));
   t.not(rot.spec.request, csrs[0]!.spec.request, 'a new key');

@@ -13,7 +13,8 @@ export const PEM = 'kubelet-client-current.pem';
 
 /** `tlsboot run --once` for the node, with a bounded retry time so that no scenario hangs. */
 export function once(node: Node, ...extra: string[]): Promise<CliResult & { output: string }> {
-  return runCli(node.args('--once', '--retry-timeout', '90s', ...extra), { timeoutMs: 150_000 });
+  const bound = extra.includes('--retry-timeout') ? [] : ['--retry-timeout', '90s'];
+  return runCli(node.args('--once', ...bound, ...extra), { timeoutMs: 150_000 });
 }
 
 /** Who the API server says the node's written kubeconfig is. */
