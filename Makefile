@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all build deps setup setup-demo test typecheck demo controlplane bench clean e2e-kind
+.PHONY: all build deps setup setup-demo test typecheck demo controlplane bench clean e2e-kind fuzz faults
 
 # Go 1.26 ships in /usr/local/go on this kind of machine; Debian's Go is too old for Kubernetes 1.36.
 export PATH := /usr/local/go/bin:$(PATH)
@@ -38,6 +38,15 @@ controlplane: setup-demo
 # real control plane (built first if the cache is cold).
 test: setup build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap --timeout=900
+
+# The fault suite alone (test/faults: the real control plane stopped, killed, its disk full, its
+# clock off); `make test` runs it too.
+faults: setup build controlplane
+	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap --timeout=900 --disable-coverage test/faults
+
+# Fuzz every parser of untrusted input: FUZZ_RUNS inputs (default 120,000), FUZZ_SEED to replay.
+fuzz: build
+	node dist/test/fuzz/run.js
 
 # Run tlsboot for real against a throw-away local control plane and show what it wrote.
 demo: setup-demo build controlplane

@@ -2,6 +2,7 @@
 // CertificateSigningRequests (create, get, list, watch, approve) plus /healthz and plain JSON
 // calls for the cluster-side commands.
 import { Agent, request, type Dispatcher } from 'undici';
+import { checkCsr, checkCsrList, checkEvent } from './csrschema.js';
 import { ApiError } from './errors.js';
 import type { ClientConfig } from './kubeconfig.js';
 
@@ -108,11 +109,12 @@ export class ApiClient {
   }
 
   async createCsr(csr: CsrObject, signal?: AbortSignal): Promise<CsrObject> {
-    return this.json<CsrObject>('POST', CSR_PATH, csr, signal);
+    return checkCsr(await this.json<unknown>('POST', CSR_PATH, csr, signal), `POST ${CSR_PATH}`);
   }
 
   async getCsr(name: string, signal?: AbortSignal): Promise<CsrObject> {
-    return this.json<CsrObject>('GET', `${CSR_PATH}/${encodeURIComponent(name)}`, undefined, signal);
+    const path = `${CSR_PATH}/${encodeURIComponent(name)}`;
+    return checkCsr(await this.json<unknown>('GET', path, undefined, signal), `GET ${path}`);
   }
 
   async listCsrByName(name: string, signal?: AbortSignal): Promise<CsrList> {
@@ -125,8 +127,7 @@ export class ApiClient {
   }
 
   private async list(path: string, signal?: AbortSignal): Promise<CsrList> {
-    const list = await this.json<{ items?: CsrObject[]; metadata?: { resourceVersion?: string } }>('GET', path, undefined, signal);
-    return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '' };
+    return checkCsrList(await this.json<unknown>('GET', path, undefined, signal), `GET ${path}`);
   }
 
   /**
@@ -147,7 +148,8 @@ export class ApiClient {
    * makes it conditional: if anyone changed the CSR since we read it, the answer is 409.
    */
   async updateApproval(csr: CsrObject, signal?: AbortSignal): Promise<CsrObject> {
-    return this.json<CsrObject>('PUT', `${CSR_PATH}/${encodeURIComponent(csr.metadata.name ?? '')}/approval`, csr, signal);
+    const path = `${CSR_PATH}/${encodeURIComponent(csr.metadata.name ?? '')}/approval`;
+    return checkCsr(await this.json<unknown>('PUT', path, csr, signal), `PUT ${path}`);
   }
 
   private async *watch(filter: string, label: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds: number): AsyncGenerator<WatchEvent> {
@@ -276,11 +278,7 @@ function parseEvent(line: string, name: string): WatchEvent {
   } catch {
     throw new ApiError(`watch of ${name}: malformed event`, 0);
   }
-  const e = ev as { type?: unknown; object?: unknown };
-  if (typeof e.type !== 'string' || typeof e.object !== 'object' || e.object === null) {
-    throw new ApiError(`watch of ${name}: malformed event`, 0);
-  }
-  return e as WatchEvent;
+  return checkEvent(ev, `watch of ${name}`);
 }
 
 function isStatus(v: unknown): v is StatusObject {

@@ -1,5 +1,5 @@
 // Reading PEM certificate chains and checking an issued certificate against the request.
-import { CertificateMismatchError } from './errors.js';
+import { CertificateMismatchError, CertificateParseError, errorMessage } from './errors.js';
 import { subjectOf, type Subject } from './csr.js';
 import { x509 } from './x509.js';
 
@@ -25,11 +25,17 @@ export interface CertInfo {
   extKeyUsages: string[];
 }
 
-/** Parse every CERTIFICATE block; throws a plain Error if there is none or one is corrupt. */
+/** Parse every CERTIFICATE block; a CertificateParseError if there is none or one is corrupt. */
 export function parseChain(text: string): CertInfo[] {
   const blocks = splitPem(text).filter((b) => b.type === 'CERTIFICATE');
-  if (blocks.length === 0) throw new Error('no PEM CERTIFICATE block');
-  return blocks.map((b) => describe(new x509.X509Certificate(b.pem)));
+  if (blocks.length === 0) throw new CertificateParseError('no PEM CERTIFICATE block');
+  return blocks.map((b, i) => {
+    try {
+      return describe(new x509.X509Certificate(b.pem));
+    } catch (err) {
+      throw new CertificateParseError(`certificate ${i + 1} of the chain does not parse: ${errorMessage(err)}`);
+    }
+  });
 }
 
 function describe(cert: x509.X509Certificate): CertInfo {

@@ -1,6 +1,7 @@
 // PKCS#10 requests shaped like Go's x509.CreateCertificateRequest output, and kubelet's
 // deterministic CSR name.
 import { createHash, webcrypto } from 'node:crypto';
+import { CertificateParseError, errorMessage } from './errors.js';
 import { type KeyPair, spkiDer } from './keys.js';
 import { x509 } from './x509.js';
 
@@ -89,7 +90,16 @@ export interface ParsedCsr {
   signatureValid: boolean;
 }
 
+/** Parse a PEM PKCS#10 request (the API's spec.request); a CertificateParseError if it is not one. */
 export async function parseCsrPem(pem: string): Promise<ParsedCsr> {
+  try {
+    return await parseRequest(pem);
+  } catch (err) {
+    throw new CertificateParseError(`the certificate request does not parse: ${errorMessage(err)}`);
+  }
+}
+
+async function parseRequest(pem: string): Promise<ParsedCsr> {
   const csr = new x509.Pkcs10CertificateRequest(pem);
   const raw = csr.getExtension(SAN_OID);
   const names = raw ? new x509.SubjectAlternativeNameExtension(raw.rawData).names.toJSON() : [];

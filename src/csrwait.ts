@@ -118,7 +118,7 @@ function isApproved(obj: CsrObject): boolean {
 }
 
 /** Like client-go: Denied/Failed end the wait whatever their status; Approved + certificate wins. */
-function certificateOf(obj: CsrObject): string | undefined {
+export function certificateOf(obj: CsrObject): string | undefined {
   const name = obj.metadata.name ?? '';
   for (const c of obj.status?.conditions ?? []) {
     if (c.type === 'Denied' || c.type === 'Failed') {

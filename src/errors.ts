@@ -72,6 +72,9 @@ export class CertificateMismatchError extends TlsbootError {}
 /** The wait for approval and issuance exceeded --approval-timeout. */
 export class ApprovalTimeoutError extends TlsbootError {}
 
+/** A certificate or a certificate request that does not parse (from disk, or from the API). */
+export class CertificateParseError extends TlsbootError {}
+
 /** A file could not be written (disk full, read-only, permissions); nothing half-written is left. */
 export class FileWriteError extends TlsbootError {}
 

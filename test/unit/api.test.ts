@@ -61,7 +61,7 @@ t.test('non-JSON success and malformed watch events', async (t) => {
   const events = async (): Promise<void> => {
     for await (const _ of api.watchCsr('a', '1', new AbortController().signal)) void _;
   };
-  await t.rejects(events(), { message: /watch of a: malformed event/ });
+  await t.rejects(events(), { message: /watch of a: the server's answer is malformed: event.object is not an object/, reason: 'MalformedResponse' });
 });
 
 t.test('connection refused is transient and names the server', async (t) => {
