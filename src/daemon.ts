@@ -11,7 +11,7 @@ import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue }
 import { checkFolderPath, writeFileAtomic } from './fsutil.js';
 import { HookRunner } from './hooks.js';
 import { readKubeconfig } from './kubeconfig.js';
-import type { Logger } from './log.js';
+import { redact, type Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import type { Notifier } from './notify.js';
 import { resolveOutputs, writeOutputs, type ResolvedOutput } from './outputs.js';
@@ -354,7 +354,8 @@ export class Daemon {
       st.nextRotation = slot.state.deadline.toISOString();
     }
     if (slot.lastError) st.lastError = slot.lastError;
-    await writeFileAtomic(stateFilePath(slot.cfg), JSON.stringify(st, null, 2) + '\n', { mode: 0o644 }).catch((err: unknown) => {
+    // 0644 and read by anyone: redacted, as every log line is.
+    await writeFileAtomic(stateFilePath(slot.cfg), redact(JSON.stringify(st, null, 2)) + '\n', { mode: 0o644 }).catch((err: unknown) => {
       this.log.warn('could not write the state file', { file: stateFilePath(slot.cfg), error: errorMessage(err) });
     });
   }

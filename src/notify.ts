@@ -3,7 +3,7 @@
 // child of the main process. Without NOTIFY_SOCKET nothing is sent.
 import { execFile } from 'node:child_process';
 import { errorMessage } from './errors.js';
-import type { Logger } from './log.js';
+import { redact, type Logger } from './log.js';
 
 export class Notifier {
   private readonly env: NodeJS.ProcessEnv;
@@ -58,7 +58,8 @@ export class Notifier {
 
   send(fields: Record<string, string>): Promise<void> {
     if (!this.enabled) return Promise.resolve();
-    const args = Object.entries(fields).map(([k, v]) => `${k}=${v.replace(/\n/g, ' ')}`);
+    // Arguments are visible to every local user (ps): redacted, as every log line is.
+    const args = Object.entries(fields).map(([k, v]) => `${k}=${redact(v.replace(/\n/g, ' '))}`);
     this.chain = this.chain.then(() => new Promise<void>((resolve) => {
       execFile(this.binary, args, { env: this.env, timeout: 5000 }, (err) => {
         if (err) this.log.warn('could not notify systemd', { error: errorMessage(err) });
