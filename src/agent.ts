@@ -12,9 +12,8 @@ import { checkIssued, parseChain, type CertInfo } from './certs.js';
 import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
 import { waitForCertificate } from './csrwait.js';
 import {
-  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError, RetriesExhaustedError,
-  TlsbootError,
-  errorMessage,
+  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError,
+  RetriesExhaustedError, TlsbootError, errorMessage,
 } from './errors.js';
 import { readIfExists, removeLeftovers, writeFileAtomic } from './fsutil.js';
 import { type Identity, usagesFor } from './identity.js';

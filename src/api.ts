@@ -304,7 +304,7 @@ function describeNetworkError(err: unknown): { text: string; tls: boolean } {
   const code = e.cause?.code ?? e.code ?? '';
   const msg = e.cause?.message ?? e.message ?? String(err);
   if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
-    const state = code === 'CERT_NOT_YET_VALID' ? 'is not valid yet' : 'has expired';
+    const state = code === 'CERT_NOT_YET_VALID' ? 'is not yet valid' : 'has expired';
     return { text: `TLS verification failed: the server's certificate ${state} by this machine's clock (${new Date().toISOString()}); check the clock (timedatectl), then the server's certificate`, tls: true };
   }
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {

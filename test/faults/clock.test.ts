@@ -22,7 +22,7 @@ function onceAt(node: Node, offset: string): Promise<{ code: number; output: str
 }
 
 for (const [what, offset, says] of [
-  ['far behind (ten years)', '-3650d', /the server's certificate is not valid yet by this machine's clock \(2016-.*check the clock/],
+  ['far behind (ten years)', '-3650d', /the server's certificate is not yet valid by this machine's clock \(2016-.*check the clock/],
   ['far ahead (two years)', '+730d', /the server's certificate has expired by this machine's clock \(2028-.*check the clock/],
 ] as const) {
   t.test(`the clock ${what}: the clock is named as the cause, nothing on disk changes; fine once the clock is`, async (t) => {
