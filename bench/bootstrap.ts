@@ -7,8 +7,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { buildCsrPem } from '../src/csr.js';
-import { generateKey, KEY_ALGORITHMS } from '../src/keys.js';
+import { buildCsrPem } from '../src/pki/csr.js';
+import { generateKey, KEY_ALGORITHMS } from '../src/pki/keys.js';
 import { ControlPlane } from '../test/controlplane/controlplane.js';
 import { CLI } from '../test/support/helpers.js';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import { main } from './cli.js';
-import { createLogger, routeProcessWarnings } from './log.js';
+import { main } from './cli/cli.js';
+import { createLogger, routeProcessWarnings } from './base/log.js';
 
 process.title = 'tlsboot';
 const args = process.argv.slice(2);

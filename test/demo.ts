@@ -6,8 +6,8 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { parseChain } from '../src/certs.js';
-import { rotationWindow } from '../src/schedule.js';
+import { parseChain } from '../src/pki/certs.js';
+import { rotationWindow } from '../src/node/deadline.js';
 import { ControlPlane } from './controlplane/controlplane.js';
 import { CLI } from './support/helpers.js';
 

@@ -13,8 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import type { CsrObject } from '../../src/api.js';
-import { readKubeconfig } from '../../src/kubeconfig.js';
+import type { CsrObject } from '../../src/kube/api.js';
+import { readKubeconfig } from '../../src/kube/kubeconfig.js';
 import { CLI } from '../support/paths.js';
 
 const run = promisify(execFile);

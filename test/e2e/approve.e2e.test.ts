@@ -3,10 +3,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { CsrObject } from '../../src/api.js';
-import { adminClient } from '../../src/cluster.js';
-import { buildCsrPem } from '../../src/csr.js';
-import { generateKey } from '../../src/keys.js';
+import type { CsrObject } from '../../src/kube/api.js';
+import { adminClient } from '../../src/cluster/cluster.js';
+import { buildCsrPem } from '../../src/pki/csr.js';
+import { generateKey } from '../../src/pki/keys.js';
 import { freePort } from '../controlplane/controlplane.js';
 import { csrsBy, currentTarget, makeNode, startPlane, startTlsboot, until, type Node } from '../support/e2e.js';
 import { ROOT, runCli, startNotifyListener, tempDir } from '../support/helpers.js';

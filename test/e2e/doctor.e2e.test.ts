@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { Check } from '../../src/doctor.js';
+import type { Check } from '../../src/daemon/doctor.js';
 import { FUTURE_SNI } from '../controlplane/controlplane.js';
 import { makeNode, startPlane } from '../support/e2e.js';
 import { runCli, tempDir } from '../support/helpers.js';

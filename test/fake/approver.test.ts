@@ -2,13 +2,13 @@
 // cannot be made to do on demand: 410 Gone, cut watch connections, a conflict or a 500 on the
 // approval write. Decisions themselves are tested on the real control plane (test/e2e).
 import t, { type Test } from 'tap';
-import { ApiClient, type CsrObject } from '../../src/api.js';
-import { Approver } from '../../src/approver.js';
-import { buildCsrPem } from '../../src/csr.js';
-import { generateKey } from '../../src/keys.js';
-import { createLogger } from '../../src/log.js';
-import { ApproverMetrics } from '../../src/metrics.js';
-import { parsePolicy, type Policy } from '../../src/policy.js';
+import { ApiClient, type CsrObject } from '../../src/kube/api.js';
+import { Approver } from '../../src/approver/approver.js';
+import { buildCsrPem } from '../../src/pki/csr.js';
+import { generateKey } from '../../src/pki/keys.js';
+import { createLogger } from '../../src/base/log.js';
+import { ApproverMetrics } from '../../src/approver/metrics.js';
+import { parsePolicy, type Policy } from '../../src/approver/policy.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { until } from '../support/helpers.js';
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t, { type Test } from 'tap';
 import { parse } from 'yaml';
-import { digestedName, parseCsrPem } from '../../src/csr.js';
+import { digestedName, parseCsrPem } from '../../src/pki/csr.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
 import { CliProcess, listDir, runInProcess, tempDir, until } from '../support/helpers.js';

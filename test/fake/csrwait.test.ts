@@ -1,11 +1,11 @@
 // The wait itself: while a CSR is pending the message (with the approve command) repeats on its
 // interval (a minute in production), then the phase changes, then the certificate arrives.
 import t from 'tap';
-import { ApiClient } from '../../src/api.js';
-import { buildCsrPem } from '../../src/csr.js';
-import { waitForCertificate } from '../../src/csrwait.js';
-import { generateKey } from '../../src/keys.js';
-import { createLogger } from '../../src/log.js';
+import { ApiClient } from '../../src/kube/api.js';
+import { buildCsrPem } from '../../src/pki/csr.js';
+import { waitForCertificate } from '../../src/kube/csrwait.js';
+import { generateKey } from '../../src/pki/keys.js';
+import { createLogger } from '../../src/base/log.js';
 import { fakeNode, TOKEN } from '../support/fakenode.js';
 
 t.test('the pending message repeats with the approve command until approval', async (t) => {

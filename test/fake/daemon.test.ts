@@ -52,7 +52,7 @@ t.test('outputs: cert, key, ca, combined with their modes, written only when cha
   await fs.chmod(path.join(out, 'client.pem'), 0o666);
   t.equal((await runInProcess(['run', '--once', '--config', config])).code, 0);
   t.equal(await mode('client.pem'), 0o640, 'loosened permissions are put back');
-  await t.rejects(import('../../src/outputs.js').then((m) => m.resolveOutputs([{ type: 'cert', path: '/x', owner: 'no-such-user-here', mode: 0o644 }], 'identity x')),
+  await t.rejects(import('../../src/daemon/outputs.js').then((m) => m.resolveOutputs([{ type: 'cert', path: '/x', owner: 'no-such-user-here', mode: 0o644 }], 'identity x')),
     { message: /identity x: output \/x: owner "no-such-user-here" does not exist on this machine/ });
 });
 

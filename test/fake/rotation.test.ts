@@ -2,10 +2,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
-import { Agent } from '../../src/agent.js';
-import { buildIdentity } from '../../src/identity.js';
-import { createLogger } from '../../src/log.js';
-import { renderNodeKubeconfig } from '../../src/kubeconfig.js';
+import { Agent } from '../../src/node/agent.js';
+import { buildIdentity } from '../../src/node/identity.js';
+import { createLogger } from '../../src/base/log.js';
+import { renderNodeKubeconfig } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
 import { CliProcess, listDir, runInProcess, tempDir } from '../support/helpers.js';

@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { generateKey, privateKeyPem } from '../../src/keys.js';
+import { generateKey, privateKeyPem } from '../../src/pki/keys.js';
 import { makeNode, startPlane, type Node } from '../support/e2e.js';
 import { expectHealthy, once, PEM } from './support.js';
 

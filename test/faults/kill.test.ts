@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { parseChain } from '../../src/certs.js';
+import { parseChain } from '../../src/pki/certs.js';
 import { listDir } from '../support/helpers.js';
 import { csrsFor, makeNode, startPlane, startTlsboot } from '../support/e2e.js';
 import { expectHealthy, once, seeded } from './support.js';

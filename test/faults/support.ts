@@ -4,7 +4,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
-import { parseChain } from '../../src/certs.js';
+import { parseChain } from '../../src/pki/certs.js';
 import type { ControlPlane } from '../controlplane/controlplane.js';
 import { csrsFor, type Node } from '../support/e2e.js';
 import { runCli, type CliResult } from '../support/helpers.js';

@@ -3,10 +3,10 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
-import type { CsrObject } from '../../src/api.js';
-import { parseCsrPem } from '../../src/csr.js';
+import type { CsrObject } from '../../src/kube/api.js';
+import { parseCsrPem } from '../../src/pki/csr.js';
 import { ControlPlane, type Token } from '../controlplane/controlplane.js';
-import { parseChain } from '../../src/certs.js';
+import { parseChain } from '../../src/pki/certs.js';
 import { CliProcess, runCli, tempDir } from './helpers.js';
 export { until } from './helpers.js';
 

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../../src/cli.js';
+import { main } from '../../src/cli/cli.js';
 import { CLI, ROOT } from './paths.js';
 export { CLI, ROOT } from './paths.js';
 

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import t from 'tap';
-import { ApiClient, MAX_BODY_BYTES } from '../../src/api.js';
-import { ApiError } from '../../src/errors.js';
+import { ApiClient, MAX_BODY_BYTES } from '../../src/kube/api.js';
+import { ApiError } from '../../src/base/errors.js';
 
 async function serve(t: { teardown(fn: () => unknown): void }, handler: http.RequestListener): Promise<ApiClient> {
   const srv = http.createServer(handler);

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import t from 'tap';
-import { envArguments, main, normaliseArguments } from '../../src/cli.js';
-import { parseDuration } from '../../src/schedule.js';
+import { envArguments, main, normaliseArguments } from '../../src/cli/cli.js';
+import { parseDuration } from '../../src/base/time.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { runCli, runInProcess, tempDir } from '../support/helpers.js';
 

@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { loadConfig, parseConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { loadConfig, parseConfig } from '../../src/daemon/config.js';
+import { ConfigError } from '../../src/base/errors.js';
 import { tempDir } from '../support/helpers.js';
 
 const FILE = '/etc/tlsboot/config.yaml';

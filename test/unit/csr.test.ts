@@ -4,9 +4,9 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { buildCsrPem, digestedName, parseCsrPem } from '../../src/csr.js';
-import { buildIdentity, usagesFor } from '../../src/identity.js';
-import { generateKey, isRsa, KEY_ALGORITHMS, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../../src/keys.js';
+import { buildCsrPem, digestedName, parseCsrPem } from '../../src/pki/csr.js';
+import { buildIdentity, usagesFor } from '../../src/node/identity.js';
+import { generateKey, isRsa, KEY_ALGORITHMS, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../../src/pki/keys.js';
 import { tempDir } from '../support/helpers.js';
 
 const run = promisify(execFile);

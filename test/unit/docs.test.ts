@@ -3,8 +3,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { loadConfig, parseConfig } from '../../src/config.js';
-import { loadPolicy, parsePolicy } from '../../src/policy.js';
+import { loadConfig, parseConfig } from '../../src/daemon/config.js';
+import { loadPolicy, parsePolicy } from '../../src/approver/policy.js';
 import { ROOT } from '../support/helpers.js';
 
 t.test('the README\'s config example loads', async (t) => {

@@ -2,8 +2,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
-import { ConfigError } from '../../src/errors.js';
-import { readKubeconfig, renderNodeKubeconfig } from '../../src/kubeconfig.js';
+import { ConfigError } from '../../src/base/errors.js';
+import { readKubeconfig, renderNodeKubeconfig } from '../../src/kube/kubeconfig.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { tempDir } from '../support/helpers.js';
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { createLogger, redact } from '../../src/log.js';
+import { createLogger, redact } from '../../src/base/log.js';
 
 t.test('redacts tokens, bearer headers and private keys', async (t) => {
   t.equal(redact('token abcdef.0123456789abcdef here'), 'token abcdef.[redacted] here');

@@ -2,12 +2,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { CsrObject } from '../../src/api.js';
-import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/csr.js';
-import { loadConfig } from '../../src/config.js';
-import { usagesFor } from '../../src/identity.js';
-import { generateKey } from '../../src/keys.js';
-import { decide, globMatch, loadPolicy, parsePolicy, policySigners, requesterGroups } from '../../src/policy.js';
+import type { CsrObject } from '../../src/kube/api.js';
+import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/pki/csr.js';
+import { loadConfig } from '../../src/daemon/config.js';
+import { usagesFor } from '../../src/node/identity.js';
+import { generateKey } from '../../src/pki/keys.js';
+import { decide, globMatch, loadPolicy, parsePolicy, policySigners, requesterGroups } from '../../src/approver/policy.js';
 import { ROOT, runInProcess, tempDir } from '../support/helpers.js';
 
 const SIGNER = 'kubernetes.io/kube-apiserver-client';

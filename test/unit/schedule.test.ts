@@ -1,5 +1,6 @@
 import t from 'tap';
-import { retryDelayMs, rotationDeadline, rotationWindow, sleepUntil } from '../../src/schedule.js';
+import { retryDelayMs, sleepUntil } from '../../src/base/time.js';
+import { rotationDeadline, rotationWindow } from '../../src/node/deadline.js';
 
 t.test('deadline is 70-90 % of the lifetime from NotBefore', async (t) => {
   const nb = new Date('2026-01-01T00:00:00Z');

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { CertStore, timestamp } from '../../src/store.js';
+import { CertStore, timestamp } from '../../src/node/store.js';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { listDir, tempDir } from '../support/helpers.js';
 

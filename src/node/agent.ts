@@ -7,22 +7,23 @@ import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clientFor, type ApiClient, type Credentials, type CsrObject } from './api.js';
-import { checkIssued, parseChain, type CertInfo } from './certs.js';
-import { buildCsrPem, digestedName, parseCsrPem } from './csr.js';
-import { waitForCertificate } from './csrwait.js';
+import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
+import { checkIssued, parseChain, type CertInfo } from '../pki/certs.js';
+import { buildCsrPem, digestedName, parseCsrPem } from '../pki/csr.js';
+import { waitForCertificate } from '../kube/csrwait.js';
 import {
   ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError,
   RetriesExhaustedError, TlsbootError, errorMessage,
-} from './errors.js';
-import { readIfExists, removeLeftovers, writeFileAtomic } from './fsutil.js';
+} from '../base/errors.js';
+import { readIfExists, removeLeftovers, writeFileAtomic } from '../base/fsutil.js';
 import { type Identity, usagesFor } from './identity.js';
-import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from './keys.js';
-import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from './kubeconfig.js';
-import { silentLogger, type Logger } from './log.js';
-import { formatDuration, retryDelayMs, rotationDeadline, sleepUntil, type Random } from './schedule.js';
+import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
+import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
+import { silentLogger, type Logger } from '../base/log.js';
+import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
+import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
-import { USER_AGENT } from './version.js';
+import { USER_AGENT } from '../base/version.js';
 
 /** How long --once retries failures by default before it exits 1. */
 export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;

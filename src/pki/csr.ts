@@ -1,7 +1,7 @@
 // PKCS#10 requests shaped like Go's x509.CreateCertificateRequest output, and kubelet's
 // deterministic CSR name.
 import { createHash, webcrypto } from 'node:crypto';
-import { CertificateParseError, errorMessage } from './errors.js';
+import { CertificateParseError, errorMessage } from '../base/errors.js';
 import { type KeyPair, spkiDer } from './keys.js';
 import { x509 } from './x509.js';
 

@@ -1,5 +1,5 @@
 // Reading PEM certificate chains and checking an issued certificate against the request.
-import { CertificateMismatchError, CertificateParseError, errorMessage } from './errors.js';
+import { CertificateMismatchError, CertificateParseError, errorMessage } from '../base/errors.js';
 import { subjectOf, type Subject } from './csr.js';
 import { x509 } from './x509.js';
 

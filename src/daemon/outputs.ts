@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import type { OutputSpec } from './config.js';
-import { ConfigError } from './errors.js';
-import { isNotFound, writeFileAtomic } from './fsutil.js';
+import { ConfigError } from '../base/errors.js';
+import { isNotFound, writeFileAtomic } from '../base/fsutil.js';
 
 const run = promisify(execFile);
 

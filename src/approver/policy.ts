@@ -4,11 +4,11 @@
 // constraint of a rule is approved; one that meets none is denied with the reasons (or left
 // pending, with onViolation: ignore); a CSR no rule is in scope for is left alone.
 import { BlockList, isIP } from 'node:net';
-import type { CsrObject } from './api.js';
-import type { ParsedCsr } from './csr.js';
-import { ConfigError } from './errors.js';
-import { KNOWN_USAGES } from './identity.js';
-import { dict, onlyKeys, readYamlFile, stringList } from './yamlfields.js';
+import type { CsrObject } from '../kube/api.js';
+import type { ParsedCsr } from '../pki/csr.js';
+import { ConfigError } from '../base/errors.js';
+import { KNOWN_USAGES } from '../kube/vocabulary.js';
+import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
 
 export interface PolicyRule {
   name: string;

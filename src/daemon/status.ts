@@ -3,10 +3,10 @@
 // missing or expired.
 import { promises as fs } from 'node:fs';
 import type { DaemonConfig } from './config.js';
-import { stateFilePath, type StateFile } from './daemon.js';
-import { errorMessage, type ExitCodeValue } from './errors.js';
-import { rotationWindow } from './schedule.js';
-import { CertStore } from './store.js';
+import { stateFilePath, type StateFile } from './state.js';
+import { errorMessage, type ExitCodeValue } from '../base/errors.js';
+import { rotationWindow } from '../node/deadline.js';
+import { CertStore } from '../node/store.js';
 
 export interface IdentityStatus {
   identity: string;

@@ -1,7 +1,7 @@
 // Private keys: generation, PEM encoding the way kubelet writes them, loading.
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../base/errors.js';
 
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];

@@ -3,14 +3,15 @@
 // explanation and the command that fixes it; warnings do not stop the run.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { clientFor, type ApiClient, type Credentials, type CsrObject } from './api.js';
+import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
 import type { IdentityConfig } from './config.js';
-import { ApiError, errorMessage } from './errors.js';
-import { approveCommand, KUBELET_CLIENT_SIGNER, usagesFor } from './identity.js';
-import { readKubeconfig, type ClientConfig } from './kubeconfig.js';
-import { rotationWindow } from './schedule.js';
-import { CertStore } from './store.js';
-import { USER_AGENT } from './version.js';
+import { ApiError, errorMessage } from '../base/errors.js';
+import { usagesFor } from '../node/identity.js';
+import { approveHint, KUBELET_CLIENT_SIGNER } from '../kube/vocabulary.js';
+import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
+import { rotationWindow } from '../node/deadline.js';
+import { CertStore } from '../node/store.js';
+import { USER_AGENT } from '../base/version.js';
 
 export type Verdict = 'ok' | 'warn' | 'fail';
 
@@ -187,7 +188,7 @@ async function ourCsrs(ctx: Ctx): Promise<Check[]> {
     const age = `${Math.round((Date.now() - Date.parse(c.metadata.creationTimestamp ?? '')) / 60_000)} min old`;
     const bad = conds.find((x) => x.type === 'Denied' || x.type === 'Failed');
     if (bad) out.push({ check: 'our CSRs', verdict: 'warn', detail: `${c.metadata.name} ${bad.type} (${bad.reason ?? ''}: ${bad.message ?? ''}), ${age}` });
-    else if (!conds.some((x) => x.type === 'Approved')) out.push({ check: 'our CSRs', verdict: 'warn', detail: `${c.metadata.name} Pending, ${age}`, fix: approveCommand(c.metadata.name ?? '') });
+    else if (!conds.some((x) => x.type === 'Approved')) out.push({ check: 'our CSRs', verdict: 'warn', detail: `${c.metadata.name} Pending, ${age}`, fix: approveHint(c.metadata.name ?? '') });
   }
   return out.length > 0 ? out : [{ check: 'our CSRs', verdict: 'ok', detail: `${mine.length} CSR(s) of ${ctx.user!.username}, none pending, denied or failed` }];
 }

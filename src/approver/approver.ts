@@ -3,13 +3,13 @@
 // resourceVersion read, so several approvers (one per control-plane node) can run at once:
 // the loser of a race gets 409, reads the CSR again and finds it decided.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withDecision, type ApiClient, type CsrObject } from './api.js';
-import { parseCsrPem, type ParsedCsr } from './csr.js';
-import { ApiError, errorMessage, errorReason } from './errors.js';
-import type { Logger } from './log.js';
+import { withDecision, type ApiClient, type CsrObject } from '../kube/api.js';
+import { parseCsrPem, type ParsedCsr } from '../pki/csr.js';
+import { ApiError, errorMessage, errorReason } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 import type { ApproverMetrics } from './metrics.js';
 import { decide, policySigners, type Decision, type Policy } from './policy.js';
-import { retryDelayMs } from './schedule.js';
+import { retryDelayMs } from '../base/time.js';
 
 export interface ApproverOptions {
   log: Logger;

@@ -3,7 +3,7 @@
 // calls for the cluster-side commands.
 import { Agent, request, type Dispatcher } from 'undici';
 import { checkCsr, checkCsrList, checkEvent } from './csrschema.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../base/errors.js';
 import type { ClientConfig } from './kubeconfig.js';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';

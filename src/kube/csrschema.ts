@@ -3,7 +3,7 @@
 // passes through. A body that fails is a MalformedResponse ApiError (a proxy or a server bug),
 // never a TypeError deep in the code that reads it.
 import type { CsrList, CsrObject, StatusObject, WatchEvent } from './api.js';
-import { ApiError } from './errors.js';
+import { ApiError } from '../base/errors.js';
 
 type Dict = Record<string, unknown>;
 

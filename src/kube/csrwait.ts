@@ -3,9 +3,9 @@
 // No polling: between events we only block on the watch.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient, CsrObject } from './api.js';
-import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from './errors.js';
-import { approveCommand } from './identity.js';
-import type { Logger } from './log.js';
+import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from '../base/errors.js';
+import { approveHint } from './vocabulary.js';
+import type { Logger } from '../base/log.js';
 
 export interface WaitOptions {
   signal: AbortSignal;
@@ -29,7 +29,7 @@ export async function waitForCertificate(api: ApiClient, initial: CsrObject, opt
   const sayPhase = (): void => {
     if (phase === 'pending') {
       opts.log.info('waiting for the certificate signing request to be approved', {
-        csr: name, signer: initial.spec.signerName, approve: approveCommand(name),
+        csr: name, signer: initial.spec.signerName, approve: approveHint(name),
       });
     } else {
       opts.log.info('certificate signing request approved; waiting for the signer to issue the certificate', {
@@ -108,7 +108,7 @@ export async function waitForCertificate(api: ApiClient, initial: CsrObject, opt
   throw new ApprovalTimeoutError(
     `certificate signing request ${name} was not ${phase === 'pending' ? 'approved' : 'issued'} within ${Math.round(opts.timeoutMs / 1000)} s` +
       (phase === 'pending'
-        ? `; approve it with: ${approveCommand(name)}`
+        ? `; approve it with: ${approveHint(name)}`
         : `; is kube-controller-manager running with the csrsigning controller for ${initial.spec.signerName}?`),
   );
 }

@@ -6,11 +6,11 @@
 // migrated instead of failing for ever, and old files are pruned to the newest N.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { parseChain, splitPem, type CertInfo } from './certs.js';
-import { ConfigError, TlsbootError } from './errors.js';
-import { isNotFound, replaceSymlink, writeFileAtomic } from './fsutil.js';
-import { loadPrivateKey, type KeyPair } from './keys.js';
-import { silentLogger, type Logger } from './log.js';
+import { parseChain, splitPem, type CertInfo } from '../pki/certs.js';
+import { ConfigError, TlsbootError } from '../base/errors.js';
+import { isNotFound, replaceSymlink, writeFileAtomic } from '../base/fsutil.js';
+import { loadPrivateKey, type KeyPair } from '../pki/keys.js';
+import { silentLogger, type Logger } from '../base/log.js';
 
 export interface StoredCredential {
   /** The timestamped file the symlink points at. */

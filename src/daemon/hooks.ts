@@ -4,8 +4,8 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import type { HookSpec } from './config.js';
-import { errorMessage } from './errors.js';
-import type { Logger } from './log.js';
+import { errorMessage } from '../base/errors.js';
+import type { Logger } from '../base/log.js';
 
 export interface HookEvent {
   identity: string;

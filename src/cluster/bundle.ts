@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { renderBootstrapKubeconfig } from './cluster.js';
-import { ConfigError } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
+import { ConfigError } from '../base/errors.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 
 const run = promisify(execFile);
 export const BUNDLE_IDENTITIES = ['kubelet', 'haproxy', 'keepalived'] as const;

@@ -2,10 +2,10 @@
 // permissions before it starts, so a mistake ends it at once with exit 2 instead of a
 // controller that silently approves nothing.
 import type { Argv } from 'yargs';
-import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from './errors.js';
-import { createLogger, type LogFormat, type Logger } from './log.js';
-import type { Policy } from './policy.js';
-import { parseDuration } from './schedule.js';
+import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from '../base/errors.js';
+import { createLogger, type LogFormat, type Logger } from '../base/log.js';
+import type { Policy } from '../approver/policy.js';
+import { parseDuration } from '../base/time.js';
 
 export interface ApproveIo {
   stdout: (text: string) => void;
@@ -53,7 +53,7 @@ export async function approveCommand(a: ApproveArgs, io: ApproveIo): Promise<Exi
 
 async function approve(a: ApproveArgs, io: ApproveIo, log: Logger, controller: AbortController): Promise<ExitCodeValue> {
   const [{ loadPolicy }, { Approver, missingPermissions }, { adminClient }, { ApproverMetrics }, { Notifier }] = await Promise.all([
-    import('./policy.js'), import('./approver.js'), import('./cluster.js'), import('./metrics.js'), import('./notify.js'),
+    import('../approver/policy.js'), import('../approver/approver.js'), import('../cluster/cluster.js'), import('../approver/metrics.js'), import('../base/notify.js'),
   ]);
   const watchTimeoutSeconds = Math.max(1, Math.round(parseDuration(a['watch-timeout'], '--watch-timeout') / 1000));
   const policy = await loadPolicy(a.policy);

@@ -4,11 +4,11 @@
 // nothing. Token material goes to stdout once or to a 0600 file, never to logs.
 import { promises as fs } from 'node:fs';
 import type { Argv, Options } from 'yargs';
-import type { K8sObject } from './cluster.js';
-import { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
-import { ConfigError, ExitCode, errorMessage, type ExitCodeValue } from './errors.js';
-import { writeFileAtomic } from './fsutil.js';
-import { parseDuration } from './schedule.js';
+import type { K8sObject } from '../cluster/cluster.js';
+import { DEFAULT_BOOTSTRAP_GROUP } from '../kube/vocabulary.js';
+import { ConfigError, ExitCode, errorMessage, type ExitCodeValue } from '../base/errors.js';
+import { writeFileAtomic } from '../base/fsutil.js';
+import { parseDuration } from '../base/time.js';
 
 export interface Io {
   stdout: (text: string) => void;
@@ -101,7 +101,7 @@ async function guard(h: () => Promise<ExitCodeValue>, io: Io): Promise<ExitCodeV
   }
 }
 
-const lib = (): Promise<typeof import('./cluster.js')> => import('./cluster.js');
+const lib = (): Promise<typeof import('../cluster/cluster.js')> => import('../cluster/cluster.js');
 
 /** The admin kubeconfig, which every command needs unless it only prints (--dry-run). */
 function adminFile(a: { kubeconfig?: string }): string {
@@ -287,7 +287,7 @@ const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string;
 };
 
 const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?: string; 'token-file'?: string; server?: string; ca?: string; ttl: string; groups: string[] }> = async (a, io) => {
-  const { writeBundle } = await import('./bundle.js');
+  const { writeBundle } = await import('../cluster/bundle.js');
   let server = a.server;
   let caPem = a.ca ? await readCa(a.ca) : undefined;
   let token: string;
@@ -316,7 +316,7 @@ const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?
 
 const clusterApprover: Handler<Common & { policy: string; user: string; ttl: string; server?: string }> = async (a, io) => {
   const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate, renderClientKubeconfig }, { loadPolicy, policySigners, requesterGroups }] =
-    await Promise.all([lib(), import('./policy.js')]);
+    await Promise.all([lib(), import('../approver/policy.js')]);
   const policy = await loadPolicy(a.policy);
   if (!a.user) throw new ConfigError('--user must not be empty');
   const objs = approverRbacObjects(policySigners(policy), a.user, requesterGroups(policy));

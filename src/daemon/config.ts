@@ -3,11 +3,11 @@
 // `tlsboot run` build the same structure for a single identity.
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from './errors.js';
-import { buildIdentity, type Identity, type IdentityOverrides } from './identity.js';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
-import { MAX_TIMER_MS, parseDuration } from './schedule.js';
-import { dict, onlyKeys, readYamlFile, stringList } from './yamlfields.js';
+import { ConfigError } from '../base/errors.js';
+import { buildIdentity, type Identity, type IdentityOverrides } from '../node/identity.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
+import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
+import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
 
 export const OUTPUT_TYPES = ['cert', 'key', 'ca', 'combined'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];

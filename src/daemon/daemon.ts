@@ -5,16 +5,17 @@
 import { watch, type FSWatcher } from 'chokidar';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { Agent, type CredentialState } from './agent.js';
+import { Agent, type CredentialState } from '../node/agent.js';
 import { loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
-import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue } from './errors.js';
-import { checkFolderPath, writeFileAtomic } from './fsutil.js';
+import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue } from '../base/errors.js';
+import { checkFolderPath, writeFileAtomic } from '../base/fsutil.js';
 import { HookRunner } from './hooks.js';
-import { readKubeconfig } from './kubeconfig.js';
-import { redact, type Logger } from './log.js';
+import { readKubeconfig } from '../kube/kubeconfig.js';
+import { redact, type Logger } from '../base/log.js';
 import { Metrics } from './metrics.js';
-import type { Notifier } from './notify.js';
+import type { Notifier } from '../base/notify.js';
 import { resolveOutputs, writeOutputs, type ResolvedOutput } from './outputs.js';
+import { stateFilePath, type StateFile } from './state.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -28,26 +29,12 @@ export interface DaemonOptions {
   retryTimeoutMs?: number;
 }
 
-/** What `tlsboot status` reads: <certDir>/.<prefix>.state.json (hidden: the visible layout stays kubelet's). */
-export interface StateFile {
-  identity: string;
-  notAfter?: string;
-  nextRotation?: string;
-  lastError?: string;
-  hookFailures: Array<{ hook: string; failures: number; lastError: string }>;
-  updated: string;
-}
-
 /** Every folder an identity writes to can exist: checked before any key is made. */
 async function checkPaths(cfg: IdentityConfig, file: string | undefined): Promise<void> {
   const setting = (flag: string, key: string): string => (file ? `${file}: identity ${cfg.name}: ${key}` : flag);
   await checkFolderPath(cfg.certDir, setting('--cert-dir', 'certDir'));
   await checkFolderPath(path.dirname(cfg.kubeconfig), setting('--kubeconfig', 'kubeconfig'), cfg.kubeconfig);
   for (const [i, o] of cfg.outputs.entries()) await checkFolderPath(path.dirname(o.path), setting('', `outputs[${i}].path`), o.path);
-}
-
-export function stateFilePath(cfg: IdentityConfig): string {
-  return path.join(cfg.certDir, `.${cfg.identity.filePrefix}.state.json`);
 }
 
 interface Slot {

@@ -3,16 +3,15 @@
 // the bootstrap kubeconfig a node needs. Applied idempotently with an admin kubeconfig.
 import { randomInt } from 'node:crypto';
 import { stringify as stringifyYaml } from 'yaml';
-import { clientFor, withDecision, type ApiClient } from './api.js';
-import { buildCsrPem } from './csr.js';
-import { waitForCertificate } from './csrwait.js';
-import { ApiError, ConfigError } from './errors.js';
-export { DEFAULT_BOOTSTRAP_GROUP } from './identity.js';
-import { APISERVER_CLIENT_SIGNER } from './identity.js';
-import { generateKey, privateKeyPem } from './keys.js';
-import { readKubeconfig } from './kubeconfig.js';
-import { silentLogger } from './log.js';
-import { USER_AGENT } from './version.js';
+import { clientFor, withDecision, type ApiClient } from '../kube/api.js';
+import { buildCsrPem } from '../pki/csr.js';
+import { waitForCertificate } from '../kube/csrwait.js';
+import { ApiError, ConfigError } from '../base/errors.js';
+import { APISERVER_CLIENT_SIGNER } from '../kube/vocabulary.js';
+import { generateKey, privateKeyPem } from '../pki/keys.js';
+import { readKubeconfig } from '../kube/kubeconfig.js';
+import { silentLogger } from '../base/log.js';
+import { USER_AGENT } from '../base/version.js';
 
 const TOKEN_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const SECRETS = '/api/v1/namespaces/kube-system/secrets';

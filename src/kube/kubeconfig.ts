@@ -3,9 +3,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
-import { ConfigError } from './errors.js';
-import { isNotFound } from './fsutil.js';
-import { parseYamlText } from './yamlfields.js';
+import { ConfigError } from '../base/errors.js';
+import { isNotFound } from '../base/fsutil.js';
+import { parseYamlText } from '../base/yamlfields.js';
 
 export interface ClientCertificate {
   certPem: string;

@@ -1,24 +1,10 @@
 // What to ask for: subject, SANs, signer, usages, key algorithm and file prefix. The default is
 // exactly kubelet's client identity; everything else is an override.
 import { isIP } from 'node:net';
-import { ConfigError } from './errors.js';
-import type { CsrTemplate } from './csr.js';
-import type { KeyAlgorithm } from './keys.js';
-
-export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
-export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
-/** Client certificates for anyone; kube-controller-manager signs them but never approves them. */
-export const APISERVER_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
-/** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
-export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
-
-/** The usages the API accepts (pkg/apis/certificates/validation). */
-export const KNOWN_USAGES = [
-  'signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement',
-  'data encipherment', 'cert sign', 'crl sign', 'encipher only', 'decipher only', 'any',
-  'server auth', 'client auth', 'code signing', 'email protection', 's/mime', 'ipsec end system',
-  'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc',
-] as const;
+import { ConfigError } from '../base/errors.js';
+import type { CsrTemplate } from '../pki/csr.js';
+import type { KeyAlgorithm } from '../pki/keys.js';
+import { KNOWN_USAGES, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER } from '../kube/vocabulary.js';
 
 export interface Identity extends CsrTemplate {
   signerName: string;
@@ -112,9 +98,4 @@ export function usagesFor(id: Identity, keyIsRsa: boolean, path: 'bootstrap' | '
   return path === 'bootstrap'
     ? ['digital signature', auth, 'key encipherment']
     : ['digital signature', 'key encipherment', auth];
-}
-
-/** The kubectl command that approves a pending CSR, for messages to a human approver. */
-export function approveCommand(csrName: string): string {
-  return `kubectl certificate approve ${csrName}`;
 }

@@ -2,14 +2,15 @@
 // variables, exit codes. Parses, builds an Agent, runs it, maps errors to exit codes.
 import os from 'node:os';
 import yargs, { type Argv, type Options } from 'yargs';
-import { APPROVE_KEYS, approveCommand, approveOptions } from './approvecli.js';
-import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from './errors.js';
-import type { DaemonConfig, IdentityConfig } from './config.js';
-import { buildIdentity, KNOWN_USAGES, type IdentityOverrides } from './identity.js';
-import { KEY_ALGORITHMS, type KeyAlgorithm } from './keys.js';
-import { createLogger, redact, type LogFormat } from './log.js';
-import { parseDuration } from './schedule.js';
-import { VERSION } from './version.js';
+import { APPROVE_KEYS, approveCommand, approveOptions } from './approve.js';
+import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from '../base/errors.js';
+import type { DaemonConfig, IdentityConfig } from '../daemon/config.js';
+import { buildIdentity, type IdentityOverrides } from '../node/identity.js';
+import { KNOWN_USAGES } from '../kube/vocabulary.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
+import { createLogger, redact, type LogFormat } from '../base/log.js';
+import { parseDuration } from '../base/time.js';
+import { VERSION } from '../base/version.js';
 
 export interface CliIo {
   stdout: (text: string) => void;
@@ -138,7 +139,7 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
   try {
     const config = await configFrom(a);
     // Loaded here, not at the top: `version` and `--help` need none of the heavy modules.
-    const [{ Daemon }, { Notifier }] = await Promise.all([import('./daemon.js'), import('./notify.js')]);
+    const [{ Daemon }, { Notifier }] = await Promise.all([import('../daemon/daemon.js'), import('../base/notify.js')]);
     const retryTimeoutMs = parseDuration(a['retry-timeout'], '--retry-timeout');
     const daemon = new Daemon(config, { log, notifier: new Notifier(log), once: a.once, retryTimeoutMs, ...(a.systemctl ? { systemctl: a.systemctl } : {}) });
     io.onSignal?.('SIGTERM', () => controller.abort(new Error('SIGTERM')));
@@ -165,7 +166,7 @@ async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
 async function configFrom(a: RunArgs | StatusArgs): Promise<DaemonConfig> {
   if (a.config) {
     if (a.kubeconfig) throw new ConfigError('give either --config or --kubeconfig (with the other single-identity flags), not both');
-    const { loadConfig } = await import('./config.js');
+    const { loadConfig } = await import('../daemon/config.js');
     const cfg = await loadConfig(a.config);
     if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
     return cfg;
@@ -192,7 +193,7 @@ async function configFrom(a: RunArgs | StatusArgs): Promise<DaemonConfig> {
 
 async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
   try {
-    const { readStatus, formatStatus } = await import('./status.js');
+    const { readStatus, formatStatus } = await import('../daemon/status.js');
     const { code, identities } = await readStatus(await configFrom(a));
     io.stdout(a.json ? JSON.stringify({ identities }, null, 2) + '\n' : formatStatus(identities));
     return code;
@@ -203,7 +204,7 @@ async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
 
 async function doctorCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
   try {
-    const { runDoctor, formatChecks } = await import('./doctor.js');
+    const { runDoctor, formatChecks } = await import('../daemon/doctor.js');
     const config = await configFrom(a);
     const results: Array<{ identity: string; checks: Awaited<ReturnType<typeof runDoctor>> }> = [];
     for (const id of config.identities) results.push({ identity: id.name, checks: await runDoctor(id) });
@@ -269,7 +270,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
     io.stderr(`tlsboot: ${errorMessage(err)} (see tlsboot --help)\n`);
     return ExitCode.usage;
   }
-  const { clusterCommands } = await import('./clustercli.js');
+  const { clusterCommands } = await import('./cluster.js');
   // yargs calls a handler even after .fail() has recorded a usage error: run nothing then.
   const act = <A>(command: (a: A, io: CliIo) => Promise<ExitCodeValue>) => async (a: unknown): Promise<void> => {
     if (!failed) code = await command(a as A, io);

@@ -1,0 +1,22 @@
+// The certificates.k8s.io vocabulary tlsboot speaks: the built-in signers, the usages the API
+// accepts, kubeadm's bootstrap group, and the kubectl command a human approves a CSR with.
+
+export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
+export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
+/** Client certificates for anyone; kube-controller-manager signs them but never approves them. */
+export const APISERVER_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
+/** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
+export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
+
+/** The usages the API accepts (pkg/apis/certificates/validation). */
+export const KNOWN_USAGES = [
+  'signing', 'digital signature', 'content commitment', 'key encipherment', 'key agreement',
+  'data encipherment', 'cert sign', 'crl sign', 'encipher only', 'decipher only', 'any',
+  'server auth', 'client auth', 'code signing', 'email protection', 's/mime', 'ipsec end system',
+  'ipsec tunnel', 'ipsec user', 'timestamping', 'ocsp signing', 'microsoft sgc', 'netscape sgc',
+] as const;
+
+/** The kubectl command that approves a pending CSR, for messages to a human approver. */
+export function approveHint(csrName: string): string {
+  return `kubectl certificate approve ${csrName}`;
+}
