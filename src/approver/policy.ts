@@ -8,6 +8,7 @@ import type { CsrObject } from '../kube/api.js';
 import type { ParsedCsr } from '../pki/csr.js';
 import { ConfigError } from '../base/errors.js';
 import { KNOWN_USAGES } from '../kube/vocabulary.js';
+import { escapeRegExp } from '../base/text.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
 
 export interface PolicyRule {
@@ -126,10 +127,6 @@ function parseRule(entry: unknown, at: string): PolicyRule {
 export function globMatch(pattern: string, value: string, username = ''): boolean {
   const parts = pattern.split('${username}').map((p) => p.split('*').map(escapeRegExp).join('.*'));
   return new RegExp(`^${parts.join(escapeRegExp(username))}$`, 's').test(value);
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 function inScope(rule: PolicyRule, csr: CsrObject): boolean {

@@ -114,6 +114,21 @@ export async function readIfExists(file: string): Promise<Buffer | undefined> {
   }
 }
 
+/**
+ * A file the user pointed at, as text. When it cannot be read: a ConfigError, either
+ * "<file>: <what> not found" (the file is the thing) or "<setting>: cannot read <file>: why"
+ * (a setting names the file).
+ */
+export async function readInputFile(file: string, name: { what: string } | { setting: string }): Promise<string> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    const why = isNotFound(err) ? 'no such file' : (err as Error).message;
+    if ('setting' in name) throw new ConfigError(`${name.setting}: cannot read ${file}: ${why}`);
+    throw new ConfigError(`${file}: ${isNotFound(err) ? `${name.what} not found` : `cannot read the ${name.what}: ${why}`}`);
+  }
+}
+
 /** Missing, or under a path part that is a file (ENOTDIR): either way there is nothing to read. */
 export function isNotFound(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

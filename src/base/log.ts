@@ -1,6 +1,9 @@
 // Leveled logger with text and JSON formats. Every line goes through redact(), a last line of
 // defence: callers never pass secrets, and this catches any that slip through anyway.
 
+/** A kubeadm bootstrap token, id.secret (cluster-bootstrap's token/api): what redaction hides. */
+export const BOOTSTRAP_TOKEN_SHAPE = '[a-z0-9]{6}\\.[a-z0-9]{16}';
+
 export type LogFormat = 'text' | 'json';
 export type Fields = Record<string, string | number | boolean | undefined>;
 
@@ -14,7 +17,7 @@ export interface Logger {
 
 // No word boundaries: a token glued to other text (a pasted line, a key name) is still one, and
 // the fuzzer found such messages. The price is a rare redacted host name.
-const TOKEN = /[a-z0-9]{6}\.[a-z0-9]{16}/g;
+const TOKEN = new RegExp(BOOTSTRAP_TOKEN_SHAPE, 'g');
 const BEARER = /(Bearer\s+)\S+/gi;
 const PEM_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z ]*PRIVATE KEY-----|$)/g;
 

@@ -1,22 +1,15 @@
 // Reading a YAML file that a human wrote (the config, the approval policy): every error names
 // the file and the field, and unknown keys are refused rather than silently ignored.
-import { promises as fs } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { ConfigError } from './errors.js';
-import { isNotFound } from './fsutil.js';
+import { readInputFile } from './fsutil.js';
 import { redact } from './log.js';
 
 export type Dict = Record<string, unknown>;
 
 /** The parsed document; `what` names the file's role in the error ("config file"). */
 export async function readYamlFile(file: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${file}: ${isNotFound(err) ? `${what} not found` : `cannot read: ${(err as Error).message}`}`);
-  }
-  return parseYamlText(text, file);
+  return parseYamlText(await readInputFile(file, { what }), file);
 }
 
 /**
@@ -52,8 +45,8 @@ function firstLine(err: unknown): string {
 
 
 export function dict(v: unknown, where: string, what: string): Dict {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${where} ${what}`);
-  return v as Dict;
+  if (!isDict(v)) throw new ConfigError(`${where} ${what}`);
+  return v;
 }
 
 export function onlyKeys(d: Dict, allowed: Set<string>, where: string): void {
@@ -67,4 +60,24 @@ export function stringList(v: unknown, where: string): string[] | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x !== '')) throw new ConfigError(`${where} must be a list of strings`);
   return v as string[];
+}
+
+/** A string field, or undefined when absent (or null). */
+export function optString(d: Dict, key: string, where: (k: string) => string): string | undefined {
+  const v = d[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new ConfigError(`${where(key)} must be a string`);
+  return v;
+}
+
+/** A boolean field, or undefined when absent (or null). */
+export function optBool(d: Dict, key: string, where: (k: string) => string): boolean | undefined {
+  const v = d[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new ConfigError(`${where(key)} must be true or false`);
+  return v;
+}
+
+export function isDict(v: unknown): v is Dict {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

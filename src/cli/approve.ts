@@ -6,12 +6,7 @@ import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } 
 import { createLogger, type LogFormat, type Logger } from '../base/log.js';
 import type { Policy } from '../approver/policy.js';
 import { parseDuration } from '../base/time.js';
-
-export interface ApproveIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  onSignal?: (name: NodeJS.Signals, handler: () => void) => void;
-}
+import type { Io } from './io.js';
 
 export interface ApproveArgs {
   kubeconfig: string;
@@ -27,7 +22,7 @@ export interface ApproveArgs {
 /** Flags of `approve`; also read as TLSBOOT_<FLAG>. */
 export const APPROVE_KEYS = ['kubeconfig', 'policy', 'metrics-address', 'dry-run', 'once', 'watch-timeout', 'log-format', 'v'];
 
-export function approveOptions(y: Argv): Argv<ApproveArgs> {
+export function approveOptions(y: Argv): Argv {
   return y.options({
     kubeconfig: { type: 'string', demandOption: true, describe: 'kubeconfig of the approver\'s identity (see tlsboot cluster approver)' },
     policy: { type: 'string', demandOption: true, describe: 'the approval policy (YAML; see examples/approver/policy.yaml)' },
@@ -38,10 +33,10 @@ export function approveOptions(y: Argv): Argv<ApproveArgs> {
     'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
     v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
   }).epilogue('Exit codes: 0 stopped (or --once without errors), 1 runtime failure, 2 bad policy, kubeconfig or permissions.\n' +
-    'SIGHUP reads the policy again; an invalid policy keeps the old one.') as unknown as Argv<ApproveArgs>;
+    'SIGHUP reads the policy again; an invalid policy keeps the old one.');
 }
 
-export async function approveCommand(a: ApproveArgs, io: ApproveIo): Promise<ExitCodeValue> {
+export async function approveCommand(a: ApproveArgs, io: Io): Promise<ExitCodeValue> {
   const log = createLogger({ format: a['log-format'] as LogFormat, verbosity: a.v, write: (l) => io.stderr(l + '\n') });
   const controller = new AbortController();
   try {
@@ -51,7 +46,7 @@ export async function approveCommand(a: ApproveArgs, io: ApproveIo): Promise<Exi
   }
 }
 
-async function approve(a: ApproveArgs, io: ApproveIo, log: Logger, controller: AbortController): Promise<ExitCodeValue> {
+async function approve(a: ApproveArgs, io: Io, log: Logger, controller: AbortController): Promise<ExitCodeValue> {
   const [{ loadPolicy }, { Approver, missingPermissions }, { adminClient }, { ApproverMetrics }, { Notifier }] = await Promise.all([
     import('../approver/policy.js'), import('../approver/approver.js'), import('../cluster/cluster.js'), import('../approver/metrics.js'), import('../base/notify.js'),
   ]);

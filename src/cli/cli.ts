@@ -5,25 +5,13 @@ import yargs, { type Argv, type Options } from 'yargs';
 import { APPROVE_KEYS, approveCommand, approveOptions } from './approve.js';
 import { ConfigError, ExitCode, errorMessage, reportError, type ExitCodeValue } from '../base/errors.js';
 import type { DaemonConfig, IdentityConfig } from '../daemon/config.js';
-import { buildIdentity, type IdentityOverrides } from '../node/identity.js';
+import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type IdentityOverrides } from '../node/identity.js';
 import { KNOWN_USAGES } from '../kube/vocabulary.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { createLogger, redact, type LogFormat } from '../base/log.js';
-import { parseDuration } from '../base/time.js';
+import { formatDuration, parseDuration } from '../base/time.js';
 import { VERSION } from '../base/version.js';
-
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** Process signals, injectable for tests. */
-  onSignal?: (name: NodeJS.Signals, handler: () => void) => void;
-}
-
-const defaultIo: CliIo = {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
-  onSignal: (name, handler) => process.on(name, handler),
-};
+import { processIo, type Io } from './io.js';
 
 const EPILOGUE = 'Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error, 3 CSR denied or failed, 143 stopped (SIGTERM/SIGINT) under --once before a certificate was in place.\n' +
   'Every flag can also be set as TLSBOOT_<FLAG>, e.g. TLSBOOT_BOOTSTRAP_KUBECONFIG.';
@@ -70,9 +58,9 @@ const RUN_OPTIONS: Record<string, Options> = {
   'expiration-seconds': { type: 'number', describe: 'requested lifetime (>= 600); omitted by default, like kubelet' },
   'file-prefix': { type: 'string', describe: 'file name prefix (default kubelet-client)' },
   once: { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' },
-  'approval-timeout': { type: 'string', default: '15m', describe: 'how long one CSR may wait for approval and issuance' },
+  'approval-timeout': { type: 'string', default: formatDuration(DEFAULT_APPROVAL_TIMEOUT_MS), describe: 'how long one CSR may wait for approval and issuance' },
   'retry-timeout': { type: 'string', default: '5m', describe: 'with --once: how long to retry failures (server unreachable, 5xx) before exiting 1 with the last error' },
-  keep: { type: 'number', default: 5, describe: 'timestamped certificate files to keep' },
+  keep: { type: 'number', default: DEFAULT_KEEP, describe: 'timestamped certificate files to keep' },
   'allow-insecure-bootstrap': { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' },
   'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
   v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
@@ -84,22 +72,22 @@ const STATUS_KEYS = ['config', 'kubeconfig', 'cert-dir', 'node-name', 'signer-na
 
 const DOCTOR_KEYS = [...STATUS_KEYS, 'bootstrap-kubeconfig', 'usage', 'dns-name', 'ip-address', 'expiration-seconds'];
 
-function doctorOptions(y: Argv): Argv<StatusArgs> {
+function doctorOptions(y: Argv): Argv {
   const opts = Object.fromEntries(DOCTOR_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));
   return y.options({ ...opts, json: { type: 'boolean', default: false, describe: 'print JSON' } })
-    .epilogue('Checks in order and stops at the first failure. Exit codes: 0 no failure (warnings allowed), 1 a check failed, 2 usage error.') as unknown as Argv<StatusArgs>;
+    .epilogue('Checks in order and stops at the first failure. Exit codes: 0 no failure (warnings allowed), 1 a check failed, 2 usage error.');
 }
 
-function statusOptions(y: Argv): Argv<StatusArgs> {
+function statusOptions(y: Argv): Argv {
   const opts = Object.fromEntries(STATUS_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));
   return y.options({ ...opts, json: { type: 'boolean', default: false, describe: 'print JSON' } })
-    .epilogue('Exit codes: 0 all fine, 1 a certificate in its last 10 % of life or a hook failing, 2 a certificate missing or expired.') as unknown as Argv<StatusArgs>;
+    .epilogue('Exit codes: 0 all fine, 1 a certificate in its last 10 % of life or a hook failing, 2 a certificate missing or expired.');
 }
 
 type StatusArgs = RunArgs & { json: boolean };
 
-function runOptions(y: Argv): Argv<RunArgs> {
-  return y.options(RUN_OPTIONS).epilogue(EPILOGUE) as unknown as Argv<RunArgs>;
+function runOptions(y: Argv): Argv {
+  return y.options(RUN_OPTIONS).epilogue(EPILOGUE);
 }
 
 /**
@@ -133,7 +121,7 @@ function overridesFrom(a: RunArgs): IdentityOverrides {
   return o;
 }
 
-async function runCommand(a: RunArgs, io: CliIo): Promise<ExitCodeValue> {
+async function runCommand(a: RunArgs, io: Io): Promise<ExitCodeValue> {
   const log = createLogger({ format: a['log-format'] as LogFormat, verbosity: a.v, write: (l) => io.stderr(l + '\n') });
   const controller = new AbortController();
   try {
@@ -191,7 +179,7 @@ async function configFrom(a: RunArgs | StatusArgs): Promise<DaemonConfig> {
   return cfg;
 }
 
-async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
+async function statusCommand(a: StatusArgs, io: Io): Promise<ExitCodeValue> {
   try {
     const { readStatus, formatStatus } = await import('../daemon/status.js');
     const { code, identities } = await readStatus(await configFrom(a));
@@ -202,7 +190,7 @@ async function statusCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
   }
 }
 
-async function doctorCommand(a: StatusArgs, io: CliIo): Promise<ExitCodeValue> {
+async function doctorCommand(a: StatusArgs, io: Io): Promise<ExitCodeValue> {
   try {
     const { runDoctor, formatChecks } = await import('../daemon/doctor.js');
     const config = await configFrom(a);
@@ -261,7 +249,7 @@ function numberProblem(argv: Record<string, unknown>): string | undefined {
 }
 
 /** Run the CLI with these arguments; resolves to the process exit code. */
-export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(argv: string[], io: Io = processIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let code: number = ExitCode.ok;
   let failed: string | undefined;
   try {
@@ -272,7 +260,7 @@ export async function main(argv: string[], io: CliIo = defaultIo, env: NodeJS.Pr
   }
   const { clusterCommands } = await import('./cluster.js');
   // yargs calls a handler even after .fail() has recorded a usage error: run nothing then.
-  const act = <A>(command: (a: A, io: CliIo) => Promise<ExitCodeValue>) => async (a: unknown): Promise<void> => {
+  const act = <A>(command: (a: A, io: Io) => Promise<ExitCodeValue>) => async (a: unknown): Promise<void> => {
     if (!failed) code = await command(a as A, io);
   };
   const parser = yargs(argv)

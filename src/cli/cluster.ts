@@ -2,18 +2,16 @@
 // bootstrap, bundle.
 // They take an admin --kubeconfig; --dry-run prints the manifests (-o yaml|json) and applies
 // nothing. Token material goes to stdout once or to a 0600 file, never to logs.
-import { promises as fs } from 'node:fs';
 import type { Argv, Options } from 'yargs';
 import type { K8sObject } from '../cluster/cluster.js';
-import { DEFAULT_BOOTSTRAP_GROUP } from '../kube/vocabulary.js';
-import { ConfigError, ExitCode, errorMessage, type ExitCodeValue } from '../base/errors.js';
-import { writeFileAtomic } from '../base/fsutil.js';
-import { parseDuration } from '../base/time.js';
+import { DEFAULT_BOOTSTRAP_GROUP, isBootstrapToken } from '../kube/vocabulary.js';
 
-export interface Io {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-}
+const TOKEN_SHAPE_ERROR = 'the token must look like abcdef.0123456789abcdef ([a-z0-9]{6}.[a-z0-9]{16})';
+import { ConfigError, ExitCode, reportError, type ExitCodeValue } from '../base/errors.js';
+import { redact } from '../base/log.js';
+import type { Io } from './io.js';
+import { readInputFile, writeFileAtomic } from '../base/fsutil.js';
+import { parseDuration } from '../base/time.js';
 
 interface Common {
   kubeconfig?: string;
@@ -91,17 +89,17 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
       .demandCommand(1, 'name a kubeconfig command: bootstrap'));
 }
 
+/** The cluster commands' errors: one `tlsboot: ...` line, redacted, with the error's exit code. */
 async function guard(h: () => Promise<ExitCodeValue>, io: Io): Promise<ExitCodeValue> {
   try {
     return await h();
   } catch (err) {
-    const code = err instanceof ConfigError ? ExitCode.usage : ExitCode.runtime;
-    io.stderr(`tlsboot: ${errorMessage(err)}\n`);
-    return code;
+    return reportError(err, { error: (msg) => io.stderr(`tlsboot: ${redact(msg)}\n`) });
   }
 }
 
 const lib = (): Promise<typeof import('../cluster/cluster.js')> => import('../cluster/cluster.js');
+const kubeconfigLib = (): Promise<typeof import('../kube/kubeconfig.js')> => import('../kube/kubeconfig.js');
 
 /** The admin kubeconfig, which every command needs unless it only prints (--dry-run). */
 function adminFile(a: { kubeconfig?: string }): string {
@@ -110,9 +108,7 @@ function adminFile(a: { kubeconfig?: string }): string {
 }
 
 async function readCa(file: string): Promise<string> {
-  const caPem = await fs.readFile(file, 'utf8').catch((e: Error) => {
-    throw new ConfigError(`--ca ${file}: ${e.message}`);
-  });
+  const caPem = await readInputFile(file, { setting: '--ca' });
   if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${file}: holds no PEM certificate`);
   return caPem;
 }
@@ -232,7 +228,7 @@ const clusterRbac: Handler<RbacArgs> = async (a, io) => {
 };
 
 const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; server?: string; ca?: string; out: string }> = async (a, io) => {
-  const { checkGroups, rbacObjects, renderBootstrapKubeconfig } = await lib();
+  const [{ checkGroups, rbacObjects }, { renderBootstrapKubeconfig }] = await Promise.all([lib(), kubeconfigLib()]);
   checkGroups([a.group]);
   const groups = a.groups.includes(a.group) ? a.groups : [...a.groups, a.group];
   const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
@@ -268,10 +264,8 @@ async function nodeTarget(a: { kubeconfig?: string; server?: string; ca?: string
 
 const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string; 'token-file'?: string; 'tls-server-name'?: string; out: string }> = async (a, io) => {
   if (Boolean(a.token) === Boolean(a['token-file'])) throw new ConfigError('give exactly one of --token and --token-file');
-  const token = a.token ?? (await fs.readFile(a['token-file']!, 'utf8').catch((e: Error) => {
-    throw new ConfigError(`--token-file ${a['token-file']}: ${e.message}`);
-  })).trim();
-  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) throw new ConfigError('the token must look like abcdef.0123456789abcdef ([a-z0-9]{6}.[a-z0-9]{16})');
+  const token = a.token ?? (await readInputFile(a['token-file']!, { setting: '--token-file' })).trim();
+  if (!isBootstrapToken(token)) throw new ConfigError(TOKEN_SHAPE_ERROR);
   let url: URL;
   try {
     url = new URL(a.server);
@@ -279,7 +273,7 @@ const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string;
     throw new ConfigError(`--server ${JSON.stringify(a.server)} is not a URL`);
   }
   if (url.protocol !== 'https:') throw new ConfigError('--server must be an https:// URL');
-  const { renderBootstrapKubeconfig } = await lib();
+  const { renderBootstrapKubeconfig } = await kubeconfigLib();
   const caPem = await readCa(a.ca);
   await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
@@ -292,9 +286,7 @@ const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?
   let caPem = a.ca ? await readCa(a.ca) : undefined;
   let token: string;
   if (a['token-file']) {
-    token = (await fs.readFile(a['token-file'], 'utf8').catch((e: Error) => {
-      throw new ConfigError(`--token-file ${a['token-file']}: ${e.message}`);
-    })).trim();
+    token = (await readInputFile(a['token-file'], { setting: '--token-file' })).trim();
   } else {
     if (!a.kubeconfig) throw new ConfigError('give --kubeconfig (an admin kubeconfig, to mint a token for this node) or --token-file');
     const made = await makeToken({ kubeconfig: a.kubeconfig, 'dry-run': false, output: 'yaml', ttl: a.ttl, groups: a.groups, description: `tlsboot bundle for ${a.node}` }, io);
@@ -308,15 +300,15 @@ const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?
     caPem ??= adm.caPem;
   }
   if (!server || !caPem) throw new ConfigError('give --server and --ca (or --kubeconfig to take them from)');
-  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) throw new ConfigError('the token must look like abcdef.0123456789abcdef');
+  if (!isBootstrapToken(token)) throw new ConfigError(TOKEN_SHAPE_ERROR);
   const service = await writeBundle({ node: a.node, identity: a.identity as 'kubelet', server, caPem, token, out: a.out });
   io.stdout(`bundle for ${a.node} (${service}) written to ${a.out}; on the node run install.sh from it\n`);
   return ExitCode.ok;
 };
 
 const clusterApprover: Handler<Common & { policy: string; user: string; ttl: string; server?: string }> = async (a, io) => {
-  const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate, renderClientKubeconfig }, { loadPolicy, policySigners, requesterGroups }] =
-    await Promise.all([lib(), import('../approver/policy.js')]);
+  const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate }, { loadPolicy, policySigners, requesterGroups }, { renderClientKubeconfig }] =
+    await Promise.all([lib(), import('../approver/policy.js'), kubeconfigLib()]);
   const policy = await loadPolicy(a.policy);
   if (!a.user) throw new ConfigError('--user must not be empty');
   const objs = approverRbacObjects(policySigners(policy), a.user, requesterGroups(policy));

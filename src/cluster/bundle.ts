@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { renderBootstrapKubeconfig } from './cluster.js';
+import { renderBootstrapKubeconfig } from '../kube/kubeconfig.js';
 import { ConfigError } from '../base/errors.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 

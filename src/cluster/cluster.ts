@@ -2,7 +2,6 @@
 // kube-system), the RBAC that lets their group create CSRs and have them auto-approved, and
 // the bootstrap kubeconfig a node needs. Applied idempotently with an admin kubeconfig.
 import { randomInt } from 'node:crypto';
-import { stringify as stringifyYaml } from 'yaml';
 import { clientFor, withDecision, type ApiClient } from '../kube/api.js';
 import { buildCsrPem } from '../pki/csr.js';
 import { waitForCertificate } from '../kube/csrwait.js';
@@ -168,29 +167,6 @@ export async function deleteToken(api: ApiClient, id: string): Promise<void> {
     if (err instanceof ApiError && err.status === 404) throw new ConfigError(`there is no bootstrap token with id ${id}`);
     throw err;
   }
-}
-
-/** The kubeconfig a node bootstraps with: server, the CA embedded, the token (unless it is kept apart). */
-export function renderBootstrapKubeconfig(input: { server: string; caPem: string; token?: string; tlsServerName?: string }): string {
-  return renderKubeconfig(input, 'tls-bootstrap', input.token ? { token: input.token } : {});
-}
-
-/** A self-contained kubeconfig for a client certificate (CA, certificate and key embedded). */
-export function renderClientKubeconfig(input: { server: string; caPem: string; tlsServerName?: string; user: string; certPem: string; keyPem: string }): string {
-  const b64 = (s: string): string => Buffer.from(s).toString('base64');
-  return renderKubeconfig(input, input.user, { 'client-certificate-data': b64(input.certPem), 'client-key-data': b64(input.keyPem) });
-}
-
-function renderKubeconfig(input: { server: string; caPem: string; tlsServerName?: string }, user: string, credentials: Record<string, string>): string {
-  const cluster: Record<string, unknown> = { server: input.server, 'certificate-authority-data': Buffer.from(input.caPem).toString('base64') };
-  if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
-  return stringifyYaml({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'cluster', cluster }],
-    users: [{ name: user, user: credentials }],
-    contexts: [{ name: user, context: { cluster: 'cluster', user } }],
-    'current-context': user,
-  }, { lineWidth: 0 });
 }
 
 /**

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../base/errors.js';
-import { buildIdentity, type Identity, type IdentityOverrides } from '../node/identity.js';
+import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentityOverrides, type IdentitySettings } from '../node/identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
@@ -25,15 +25,9 @@ export type HookSpec =
   | { kind: 'reloadUnit'; unit: string }
   | { kind: 'signal'; pidFile: string; signal: NodeJS.Signals };
 
-export interface IdentityConfig {
+/** One identity of the config: what its agent reads, plus its name, outputs and hooks. */
+export interface IdentityConfig extends IdentitySettings {
   name: string;
-  kubeconfig: string;
-  bootstrapKubeconfig?: string;
-  /** Overrides the bootstrap kubeconfig's token (e.g. a systemd credential). */
-  bootstrapTokenFile?: string;
-  certDir: string;
-  identity: Identity;
-  rotationFraction?: number;
   approvalTimeoutMs: number;
   keep: number;
   allowInsecureBootstrap: boolean;
@@ -170,10 +164,10 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
   if (rotationFraction !== undefined && (rotationFraction <= 0 || rotationFraction >= 1)) {
     throw new ConfigError(`${where('rotationFraction')} must be between 0 and 1 (kubelet rotates at 0.7-0.9)`);
   }
-  const keep = num('keep') ?? 5;
+  const keep = num('keep') ?? DEFAULT_KEEP;
   if (!Number.isInteger(keep) || keep < 1) throw new ConfigError(`${where('keep')} must be a whole number of at least 1`);
   const timeout = raw['approvalTimeout'];
-  const approvalTimeoutMs = timeout === undefined ? 15 * 60_000 : parseDuration(timeout, where('approvalTimeout'));
+  const approvalTimeoutMs = timeout === undefined ? DEFAULT_APPROVAL_TIMEOUT_MS : parseDuration(timeout, where('approvalTimeout'));
   const insecure = raw['allowInsecureBootstrap'];
   if (insecure !== undefined && typeof insecure !== 'boolean') throw new ConfigError(`${where('allowInsecureBootstrap')} must be true or false`);
 

@@ -169,20 +169,17 @@ export class Daemon {
     for (const cfg of config.identities) {
       await checkPaths(cfg, config.file);
       const outputs = await resolveOutputs(cfg.outputs, `identity ${cfg.name}`);
-      const slot: Slot = { cfg, outputs, controller: new AbortController(), wake: new AbortController(), agent: undefined as unknown as Agent };
-      slot.agent = new Agent({
-        kubeconfig: cfg.kubeconfig,
-        ...(cfg.bootstrapKubeconfig ? { bootstrapKubeconfig: cfg.bootstrapKubeconfig } : {}),
-        ...(cfg.bootstrapTokenFile ? { bootstrapTokenFile: cfg.bootstrapTokenFile } : {}),
-        ...(cfg.rotationFraction !== undefined ? { rotationFraction: cfg.rotationFraction } : {}),
-        certDir: cfg.certDir, identity: cfg.identity, approvalTimeoutMs: cfg.approvalTimeoutMs, keep: cfg.keep,
-        allowInsecureBootstrap: cfg.allowInsecureBootstrap, once,
+      // The callbacks run later, once `slot` holds the agent they belong to.
+      let slot: Slot | undefined;
+      const agent = new Agent({
+        ...cfg, once,
         ...(this.opts.retryTimeoutMs !== undefined ? { retryTimeoutMs: this.opts.retryTimeoutMs } : {}),
         log: config.identities.length > 1 ? prefixed(this.log, cfg.name) : this.log,
-        onCertificate: (state) => this.onCertificate(slot, state),
-        onValid: (state) => this.onValid(slot, state),
-        onAttemptError: (err) => this.onAttemptError(slot, err),
+        onCertificate: (state) => this.onCertificate(slot!, state),
+        onValid: (state) => this.onValid(slot!, state),
+        onAttemptError: (err) => this.onAttemptError(slot!, err),
       });
+      slot = { cfg, outputs, agent, controller: new AbortController(), wake: new AbortController() };
       slots.push(slot);
     }
     return slots;

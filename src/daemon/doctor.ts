@@ -7,7 +7,7 @@ import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../
 import type { IdentityConfig } from './config.js';
 import { ApiError, errorMessage } from '../base/errors.js';
 import { usagesFor } from '../node/identity.js';
-import { approveHint, KUBELET_CLIENT_SIGNER } from '../kube/vocabulary.js';
+import { approveHint, isBootstrapToken, KUBELET_CLIENT_SIGNER } from '../kube/vocabulary.js';
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { rotationWindow } from '../node/deadline.js';
 import { CertStore } from '../node/store.js';
@@ -83,7 +83,7 @@ async function credentials(ctx: Ctx): Promise<Check> {
   let token = boot.token;
   if (cfg.bootstrapTokenFile) token = (await fs.readFile(cfg.bootstrapTokenFile, 'utf8').catch(() => '')).trim();
   if (!token) return { check: 'credentials', verdict: 'fail', detail: `${cfg.bootstrapKubeconfig} has no token`, fix: 'create one: tlsboot token create --kubeconfig ADMIN' };
-  if (!/^[a-z0-9]{6}\.[a-z0-9]{16}$/.test(token)) {
+  if (!isBootstrapToken(token)) {
     return { check: 'credentials', verdict: 'fail', detail: 'the bootstrap token is not in the [a-z0-9]{6}.[a-z0-9]{16} format, so the bootstrap-token authenticator ignores it', fix: 'create a proper one: tlsboot token create --kubeconfig ADMIN' };
   }
   Object.assign(ctx, { cluster: boot, via: 'token', credentials: { kind: 'token', token } });

@@ -1,11 +1,10 @@
 // Reading kubeconfig files (the subset a node agent needs) and rendering the one kubelet writes.
 // Every malformed case is a ConfigError naming the file and the field.
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { stringify as stringifyYaml } from 'yaml';
 import { ConfigError } from '../base/errors.js';
-import { isNotFound } from '../base/fsutil.js';
-import { parseYamlText } from '../base/yamlfields.js';
+import { readInputFile } from '../base/fsutil.js';
+import { isDict, optBool, optString, parseYamlText, type Dict } from '../base/yamlfields.js';
 
 export interface ClientCertificate {
   certPem: string;
@@ -29,17 +28,8 @@ export interface ClientConfig {
   clientCertificate?: ClientCertificate;
 }
 
-type Dict = Record<string, unknown>;
-
 export async function readKubeconfig(file: string): Promise<ClientConfig> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if (isNotFound(err)) throw new ConfigError(`${file}: kubeconfig not found`);
-    throw new ConfigError(`${file}: cannot read kubeconfig: ${(err as Error).message}`);
-  }
-  return parseKubeconfig(text, file);
+  return parseKubeconfig(await readInputFile(file, { what: 'kubeconfig' }), file);
 }
 
 export async function parseKubeconfig(text: string, file: string): Promise<ClientConfig> {
@@ -147,22 +137,11 @@ export function checkToken(token: string, where: string): string {
 }
 
 async function readTokenFile(file: string, where: string): Promise<string> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${where}: cannot read ${file}: ${isNotFound(err) ? 'no such file' : (err as Error).message}`);
-  }
-  return checkToken(text, `${where} (${file})`);
+  return checkToken(await readInputFile(file, { setting: where }), `${where} (${file})`);
 }
 
 async function readPemFile(file: string, where: string, kind: string): Promise<string> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${where}: cannot read ${file}: ${isNotFound(err) ? 'no such file' : (err as Error).message}`);
-  }
+  const text = await readInputFile(file, { setting: where });
   if (!text.includes(`${kind}-----`)) throw new ConfigError(`${where}: ${file} holds no PEM ${kind}`);
   return text;
 }
@@ -188,24 +167,6 @@ function findNamed(doc: Dict, listKey: string, itemKey: string, name: string, fi
   throw new ConfigError(`${file}: ${listKey} has no entry named ${JSON.stringify(name)}`);
 }
 
-function optString(d: Dict, key: string, where: (k: string) => string): string | undefined {
-  const v = d[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string') throw new ConfigError(`${where(key)} must be a string`);
-  return v;
-}
-
-function optBool(d: Dict, key: string, where: (k: string) => string): boolean | undefined {
-  const v = d[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'boolean') throw new ConfigError(`${where(key)} must be true or false`);
-  return v;
-}
-
-function isDict(v: unknown): v is Dict {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 export interface NodeKubeconfigInput {
   server: string;
   caPem?: string;
@@ -225,16 +186,47 @@ export interface NodeKubeconfigInput {
 export function renderNodeKubeconfig(input: NodeKubeconfigInput): string {
   const cluster: Dict = { server: input.server };
   if (input.caPath) cluster['certificate-authority'] = input.caPath;
-  else if (input.caPem) cluster['certificate-authority-data'] = Buffer.from(input.caPem).toString('base64');
+  else if (input.caPem) cluster['certificate-authority-data'] = b64(input.caPem);
   if (input.insecureSkipTlsVerify) cluster['insecure-skip-tls-verify'] = true;
   if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
-  const doc = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'default-cluster', cluster }],
-    users: [{ name: 'default-auth', user: { 'client-certificate': input.pemPath, 'client-key': input.pemPath } }],
-    contexts: [{ name: 'default-context', context: { cluster: 'default-cluster', user: 'default-auth', namespace: 'default' } }],
-    'current-context': 'default-context',
-  };
-  return stringifyYaml(doc, { lineWidth: 0 });
+  return render({ cluster: ['default-cluster', cluster], user: ['default-auth', { 'client-certificate': input.pemPath, 'client-key': input.pemPath }], context: 'default-context', namespace: 'default' });
+}
+
+/** A cluster to hand on: the server, its CA embedded, and the name to verify it by. */
+export interface ClusterInput {
+  server: string;
+  caPem: string;
+  tlsServerName?: string;
+}
+
+/** The kubeconfig a node bootstraps with: server, the CA embedded, the token (unless it is kept apart). */
+export function renderBootstrapKubeconfig(input: ClusterInput & { token?: string }): string {
+  return render({ cluster: ['cluster', embedded(input)], user: ['tls-bootstrap', input.token ? { token: input.token } : {}], context: 'tls-bootstrap' });
+}
+
+/** A self-contained kubeconfig for a client certificate (CA, certificate and key embedded). */
+export function renderClientKubeconfig(input: ClusterInput & { user: string; certPem: string; keyPem: string }): string {
+  const credentials = { 'client-certificate-data': b64(input.certPem), 'client-key-data': b64(input.keyPem) };
+  return render({ cluster: ['cluster', embedded(input)], user: [input.user, credentials], context: input.user });
+}
+
+function embedded(input: ClusterInput): Dict {
+  const cluster: Dict = { server: input.server, 'certificate-authority-data': b64(input.caPem) };
+  if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;
+  return cluster;
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+/** One cluster, one user, one context that joins them, and that context current. */
+function render(c: { cluster: [string, Dict]; user: [string, Dict]; context: string; namespace?: string }): string {
+  const context: Dict = { cluster: c.cluster[0], user: c.user[0] };
+  if (c.namespace) context['namespace'] = c.namespace;
+  return stringifyYaml({
+    apiVersion: 'v1', kind: 'Config',
+    clusters: [{ name: c.cluster[0], cluster: c.cluster[1] }],
+    users: [{ name: c.user[0], user: c.user[1] }],
+    contexts: [{ name: c.context, context }],
+    'current-context': c.context,
+  }, { lineWidth: 0 });
 }

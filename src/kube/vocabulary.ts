@@ -1,5 +1,7 @@
 // The certificates.k8s.io vocabulary tlsboot speaks: the built-in signers, the usages the API
-// accepts, kubeadm's bootstrap group, and the kubectl command a human approves a CSR with.
+// accepts, kubeadm's bootstrap group and token shape, and the kubectl command a human approves a
+// CSR with.
+import { BOOTSTRAP_TOKEN_SHAPE } from '../base/log.js';
 
 export const KUBELET_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client-kubelet';
 export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
@@ -7,6 +9,11 @@ export const KUBELET_SERVING_SIGNER = 'kubernetes.io/kubelet-serving';
 export const APISERVER_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
 /** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
 export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
+
+/** Whether `token` has kubeadm's shape; the bootstrap-token authenticator ignores any other. */
+export function isBootstrapToken(token: string): boolean {
+  return new RegExp(`^${BOOTSTRAP_TOKEN_SHAPE}$`).test(token);
+}
 
 /** The usages the API accepts (pkg/apis/certificates/validation). */
 export const KNOWN_USAGES = [

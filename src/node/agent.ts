@@ -9,14 +9,14 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
 import { checkIssued, parseChain, type CertInfo } from '../pki/certs.js';
-import { buildCsrPem, digestedName, parseCsrPem } from '../pki/csr.js';
+import { buildCsrPem, digestedName, parseCsrPem, sameSubject } from '../pki/csr.js';
 import { waitForCertificate } from '../kube/csrwait.js';
 import {
   ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError,
   RetriesExhaustedError, TlsbootError, errorMessage,
 } from '../base/errors.js';
 import { readIfExists, removeLeftovers, writeFileAtomic } from '../base/fsutil.js';
-import { type Identity, usagesFor } from './identity.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentitySettings, usagesFor } from './identity.js';
 import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
 import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { silentLogger, type Logger } from '../base/log.js';
@@ -28,17 +28,7 @@ import { USER_AGENT } from '../base/version.js';
 /** How long --once retries failures by default before it exits 1. */
 export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
 
-export interface AgentOptions {
-  kubeconfig: string;
-  bootstrapKubeconfig?: string;
-  certDir: string;
-  identity: Identity;
-  approvalTimeoutMs?: number;
-  allowInsecureBootstrap?: boolean;
-  /** Timestamped files to keep (default 5). */
-  keep?: number;
-  /** Pin the rotation point to this fraction of the lifetime instead of kubelet's 0.7-0.9. */
-  rotationFraction?: number;
+export interface AgentOptions extends IdentitySettings {
   /** --once: give up on errors that will not fix themselves instead of retrying for ever. */
   once?: boolean;
   /** With `once`: stop retrying after failing for this long (--retry-timeout; default 5 min). */
@@ -46,8 +36,6 @@ export interface AgentOptions {
   log?: Logger;
   rand?: Random;
   now?: () => Date;
-  /** Replaces the bootstrap kubeconfig's token (a systemd credential, say); read each attempt. */
-  bootstrapTokenFile?: string;
   /** Called each time a new certificate is in place (for outputs and hooks). */
   onCertificate?: (state: CredentialState) => void | Promise<void>;
   /** Called whenever run() has made sure a valid certificate is on disk (for readiness). */
@@ -92,7 +80,7 @@ export class Agent {
     this.log = opts.log ?? silentLogger;
     this.rand = opts.rand ?? Math.random;
     this.now = opts.now ?? (() => new Date());
-    this.store = new CertStore(opts.certDir, opts.identity.filePrefix, { keep: opts.keep ?? 5, log: this.log });
+    this.store = new CertStore(opts.certDir, opts.identity.filePrefix, { keep: opts.keep ?? DEFAULT_KEEP, log: this.log });
   }
 
   /**
@@ -299,7 +287,7 @@ export class Agent {
   private async finish(api: ApiClient, csr: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
     const name = csr.metadata.name ?? '';
     const chainPem = await waitForCertificate(api, csr, {
-      signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? 15 * 60_000,
+      signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
       ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
     });
     const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
@@ -331,10 +319,7 @@ export class Agent {
     }
     const existing = await api.getCsr(name, signal);
     const parsed = await parseCsrPem(Buffer.from(existing.spec.request, 'base64').toString('utf8'));
-    const ours = parsed.signatureValid && parsed.spki.equals(spkiDer(key)) &&
-      parsed.subject.commonName === id.subject.commonName &&
-      parsed.subject.organizations.join('\n') === id.subject.organizations.join('\n') &&
-      existing.spec.signerName === id.signerName;
+    const ours = parsed.signatureValid && parsed.spki.equals(spkiDer(key)) && sameSubject(parsed.subject, id.subject) && existing.spec.signerName === id.signerName;
     if (!ours) {
       throw new ConfigError(`certificate signing request ${name} already exists but was not made from our key and subject; delete it (kubectl delete csr ${name}) or remove ${this.store.keyTmpPath}`);
     }
@@ -450,7 +435,7 @@ export class Agent {
 
   private satisfiesIdentity(leaf: CertInfo): boolean {
     const want = this.opts.identity.subject;
-    const ok = leaf.subject.commonName === want.commonName && want.organizations.every((o) => leaf.subject.organizations.includes(o));
+    const ok = sameSubject(leaf.subject, want);
     if (!ok) this.log.info('the current certificate does not match the requested subject; rotating now', { has: leaf.subject.commonName, wants: want.commonName });
     return ok;
   }

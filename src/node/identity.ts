@@ -16,6 +16,30 @@ export interface Identity extends CsrTemplate {
   filePrefix: string;
 }
 
+/** How long --once retries failures by default before it exits 1. */
+export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
+/** Timestamped certificate files kept (kubelet keeps every one). */
+export const DEFAULT_KEEP = 5;
+/** How long one CSR may wait for approval and issuance before a new attempt. */
+export const DEFAULT_APPROVAL_TIMEOUT_MS = 15 * 60_000;
+
+/** What one identity is and where it lives: the part of the config that the agent reads. */
+export interface IdentitySettings {
+  kubeconfig: string;
+  bootstrapKubeconfig?: string;
+  /** Replaces the bootstrap kubeconfig's token (a systemd credential, say); read each attempt. */
+  bootstrapTokenFile?: string;
+  certDir: string;
+  identity: Identity;
+  /** Default DEFAULT_APPROVAL_TIMEOUT_MS. */
+  approvalTimeoutMs?: number;
+  allowInsecureBootstrap?: boolean;
+  /** Timestamped files to keep (default DEFAULT_KEEP). */
+  keep?: number;
+  /** Pin the rotation point to this fraction of the lifetime instead of kubelet's 0.7-0.9. */
+  rotationFraction?: number;
+}
+
 export interface IdentityOverrides {
   signerName?: string;
   commonName?: string;

@@ -11,6 +11,8 @@ import { ConfigError, TlsbootError } from '../base/errors.js';
 import { isNotFound, replaceSymlink, writeFileAtomic } from '../base/fsutil.js';
 import { loadPrivateKey, type KeyPair } from '../pki/keys.js';
 import { silentLogger, type Logger } from '../base/log.js';
+import { escapeRegExp } from '../base/text.js';
+import { DEFAULT_KEEP } from './identity.js';
 
 export interface StoredCredential {
   /** The timestamped file the symlink points at. */
@@ -30,7 +32,7 @@ export class CertStore {
   constructor(dir: string, prefix: string, opts: { keep?: number; log?: Logger } = {}) {
     this.dir = path.resolve(dir);
     this.prefix = prefix;
-    this.keep = opts.keep ?? 5;
+    this.keep = opts.keep ?? DEFAULT_KEEP;
     this.log = opts.log ?? silentLogger;
   }
 
@@ -140,8 +142,4 @@ async function lstatOrUndefined(p: string): Promise<import('node:fs').Stats | un
     if (isNotFound(err)) return undefined;
     throw err;
   }
-}
-
-function escapeRegExp(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -5,6 +5,12 @@ import { CertificateParseError, errorMessage } from '../base/errors.js';
 import { type KeyPair, spkiDer } from './keys.js';
 import { x509 } from './x509.js';
 
+/** The same CN and the same organizations, in any order (a signer may reorder RDNs). */
+export function sameSubject(a: Subject, b: Subject): boolean {
+  const orgs = (s: Subject): string => [...s.organizations].sort().join('\n');
+  return a.commonName === b.commonName && orgs(a) === orgs(b);
+}
+
 export interface Subject {
   commonName: string;
   organizations: string[];

@@ -4,12 +4,12 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { parse } from 'yaml';
 import { digestedName, parseCsrPem } from '../../src/pki/csr.js';
 import { FakeApiServer } from '../support/fakeapi.js';
-import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
-import { CliProcess, listDir, runInProcess, tempDir, until } from '../support/helpers.js';
+import { fakeNode, TOKENS } from '../support/fakenode.js';
+import { CliProcess, listDir, runInProcess, until } from '../support/helpers.js';
 
 const run = promisify(execFile);
 

@@ -3,10 +3,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { FakeApiServer } from '../support/fakeapi.js';
 import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
-import { CliProcess, runCli, runInProcess, startNotifyListener, tempDir, until } from '../support/helpers.js';
+import { CliProcess, runCli, runInProcess, startNotifyListener, until } from '../support/helpers.js';
 
 function identity(dir: string, bootstrap: string, name: string, extra = ''): string {
   return `  - name: ${name}

@@ -1,14 +1,13 @@
 // Rotation scenarios against the fake API server; real twins in test/e2e.
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { Agent } from '../../src/node/agent.js';
 import { buildIdentity } from '../../src/node/identity.js';
 import { createLogger } from '../../src/base/log.js';
 import { renderNodeKubeconfig } from '../../src/kube/kubeconfig.js';
-import { FakeApiServer } from '../support/fakeapi.js';
-import { fakeNode, TOKEN, TOKENS } from '../support/fakenode.js';
-import { CliProcess, listDir, runInProcess, tempDir } from '../support/helpers.js';
+import { fakeNode } from '../support/fakenode.js';
+import { CliProcess, listDir, runInProcess } from '../support/helpers.js';
 
 const pems = async (pki: string): Promise<string[]> => (await listDir(pki)).filter((f) => /-\d{2}\.pem$/.test(f));
 

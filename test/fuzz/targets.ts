@@ -15,7 +15,7 @@ import { buildCsrPem, parseCsrPem } from '../../src/pki/csr.js';
 import { checkCsr } from '../../src/kube/csrschema.js';
 import { certificateOf } from '../../src/kube/csrwait.js';
 import { TlsbootError, errorMessage } from '../../src/base/errors.js';
-import { generateKey, privateKeyPem, spkiDer } from '../../src/pki/keys.js';
+import { generateKey, spkiDer } from '../../src/pki/keys.js';
 import { parseKubeconfig } from '../../src/kube/kubeconfig.js';
 import { redact } from '../../src/base/log.js';
 import { decide, parsePolicy } from '../../src/approver/policy.js';
