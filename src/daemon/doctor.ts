@@ -1,8 +1,7 @@
 // `tlsboot doctor`: on a node, with only the node's credentials, find why bootstrap or rotation
 // does not work. Checks run in order and stop at the first failure, each with a plain
 // explanation and the command that fixes it; warnings do not stop the run.
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
 import type { IdentityConfig } from './config.js';
 import { ApiError, errorMessage } from '../base/errors.js';
@@ -10,6 +9,7 @@ import { usagesFor } from '../node/identity.js';
 import { approveHint, isBootstrapToken, KUBELET_CLIENT_SIGNER } from '../kube/vocabulary.js';
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { rotationWindow } from '../node/deadline.js';
+import { readBootstrap, readCurrent } from '../node/credentials.js';
 import { CertStore } from '../node/store.js';
 import { USER_AGENT } from '../base/version.js';
 
@@ -24,6 +24,7 @@ export interface Check {
 
 interface Ctx {
   cfg: IdentityConfig;
+  now: Date;
   cluster?: ClientConfig;
   credentials?: Credentials;
   via?: 'certificate' | 'token';
@@ -35,9 +36,9 @@ type Step = (ctx: Ctx) => Promise<Check | Check[]>;
 
 
 export async function runDoctor(cfg: IdentityConfig, now = new Date()): Promise<Check[]> {
-  const ctx: Ctx = { cfg };
+  const ctx: Ctx = { cfg, now };
   const checks: Check[] = [];
-  const steps: Step[] = [credentials, server, authentication, csrPermission, autoApproval, csrShape, ourCsrs, (c) => certificate(c, now)];
+  const steps: Step[] = [credentials, server, authentication, csrPermission, autoApproval, csrShape, ourCsrs, certificate];
   try {
     for (const step of steps) {
       const result = await step(ctx);
@@ -51,43 +52,36 @@ export async function runDoctor(cfg: IdentityConfig, now = new Date()): Promise<
   return checks;
 }
 
-/** Which credentials rotation would use now: the current certificate if valid, else the token. */
+/** Which credentials rotation would use now, decided as the agent decides: node/credentials. */
 async function credentials(ctx: Ctx): Promise<Check> {
   const { cfg } = ctx;
-  const current = await readKubeconfig(cfg.kubeconfig).catch(() => undefined);
-  const cc = current?.clientCertificate;
-  if (current && cc) {
-    try {
-      const cert = new X509Certificate(cc.certPem);
-      const valid = new Date(cert.validTo).getTime() > Date.now();
-      if (valid && !cert.checkPrivateKey(createPrivateKey(cc.keyPem))) {
-        return { check: 'credentials', verdict: 'fail', detail: `the key in ${cc.keyPath ?? cfg.kubeconfig} does not match its certificate`, fix: `remove ${cc.certPath ?? cfg.kubeconfig}; tlsboot run then bootstraps again` };
-      }
-      if (valid) {
-        Object.assign(ctx, { cluster: current, via: 'certificate', credentials: { kind: 'certificate', certPem: cc.certPem, keyPem: cc.keyPem } });
-        return { check: 'credentials', verdict: 'ok', detail: `the client certificate in ${cfg.kubeconfig} (valid)` };
-      }
-    } catch {
-      // unreadable: fall through to the token, as the agent would
-    }
+  const { current, problem } = await readCurrent(cfg.kubeconfig, ctx.now);
+  if (current) {
+    Object.assign(ctx, { cluster: current.config, via: 'certificate', credentials: { kind: 'certificate', ...current.cert } });
+    return { check: 'credentials', verdict: 'ok', detail: `the client certificate in ${cfg.kubeconfig} (valid)` };
   }
-  if (!cfg.bootstrapKubeconfig) {
-    return { check: 'credentials', verdict: 'fail', detail: `no valid client certificate in ${cfg.kubeconfig} and no bootstrap kubeconfig`, fix: 'pass --bootstrap-kubeconfig (tlsboot kubeconfig bootstrap writes one)' };
+  if (problem?.kind === 'mismatch') {
+    const cc = (await readKubeconfig(cfg.kubeconfig)).clientCertificate;
+    return { check: 'credentials', verdict: 'fail', detail: `the key in ${cc?.keyPath ?? cfg.kubeconfig} does not match its certificate`, fix: `remove ${cc?.certPath ?? cfg.kubeconfig}; tlsboot run then bootstraps again` };
   }
-  let boot: ClientConfig;
+  let boot: Awaited<ReturnType<typeof readBootstrap>>;
   try {
-    boot = await readKubeconfig(cfg.bootstrapKubeconfig);
+    boot = await readBootstrap(cfg);
   } catch (err) {
-    return { check: 'credentials', verdict: 'fail', detail: errorMessage(err), fix: 'fix or re-create the bootstrap kubeconfig (tlsboot kubeconfig bootstrap)' };
+    const fix = cfg.bootstrapKubeconfig ? 'fix or re-create the bootstrap kubeconfig (tlsboot kubeconfig bootstrap) or the token file' : 'pass --bootstrap-kubeconfig (tlsboot kubeconfig bootstrap writes one)';
+    return { check: 'credentials', verdict: 'fail', detail: errorMessage(err), fix };
   }
-  let token = boot.token;
-  if (cfg.bootstrapTokenFile) token = (await fs.readFile(cfg.bootstrapTokenFile, 'utf8').catch(() => '')).trim();
-  if (!token) return { check: 'credentials', verdict: 'fail', detail: `${cfg.bootstrapKubeconfig} has no token`, fix: 'create one: tlsboot token create --kubeconfig ADMIN' };
-  if (!isBootstrapToken(token)) {
-    return { check: 'credentials', verdict: 'fail', detail: 'the bootstrap token is not in the [a-z0-9]{6}.[a-z0-9]{16} format, so the bootstrap-token authenticator ignores it', fix: 'create a proper one: tlsboot token create --kubeconfig ADMIN' };
+  const source = boot.config.tokenFile ?? cfg.bootstrapKubeconfig;
+  if (boot.credentials.kind === 'token') {
+    const token = boot.credentials.token;
+    if (!isBootstrapToken(token)) {
+      return { check: 'credentials', verdict: 'fail', detail: 'the bootstrap token is not in the [a-z0-9]{6}.[a-z0-9]{16} format, so the bootstrap-token authenticator ignores it', fix: 'create a proper one: tlsboot token create --kubeconfig ADMIN' };
+    }
+    Object.assign(ctx, { cluster: boot.config, via: 'token', credentials: boot.credentials });
+    return { check: 'credentials', verdict: 'ok', detail: `bootstrap token ${token.slice(0, 6)}.<secret> from ${source}` };
   }
-  Object.assign(ctx, { cluster: boot, via: 'token', credentials: { kind: 'token', token } });
-  return { check: 'credentials', verdict: 'ok', detail: `bootstrap token ${token.slice(0, 6)}.<secret> from ${cfg.bootstrapTokenFile ?? cfg.bootstrapKubeconfig}` };
+  Object.assign(ctx, { cluster: boot.config, via: 'token', credentials: boot.credentials });
+  return { check: 'credentials', verdict: 'ok', detail: `the bootstrap kubeconfig's client certificate, from ${source}` };
 }
 
 async function server(ctx: Ctx): Promise<Check> {
@@ -185,7 +179,7 @@ async function ourCsrs(ctx: Ctx): Promise<Check[]> {
   const out: Check[] = [];
   for (const c of mine) {
     const conds = c.status?.conditions ?? [];
-    const age = `${Math.round((Date.now() - Date.parse(c.metadata.creationTimestamp ?? '')) / 60_000)} min old`;
+    const age = `${Math.round((ctx.now.getTime() - Date.parse(c.metadata.creationTimestamp ?? '')) / 60_000)} min old`;
     const bad = conds.find((x) => x.type === 'Denied' || x.type === 'Failed');
     if (bad) out.push({ check: 'our CSRs', verdict: 'warn', detail: `${c.metadata.name} ${bad.type} (${bad.reason ?? ''}: ${bad.message ?? ''}), ${age}` });
     else if (!conds.some((x) => x.type === 'Approved')) out.push({ check: 'our CSRs', verdict: 'warn', detail: `${c.metadata.name} Pending, ${age}`, fix: approveHint(c.metadata.name ?? '') });
@@ -193,7 +187,8 @@ async function ourCsrs(ctx: Ctx): Promise<Check[]> {
   return out.length > 0 ? out : [{ check: 'our CSRs', verdict: 'ok', detail: `${mine.length} CSR(s) of ${ctx.user!.username}, none pending, denied or failed` }];
 }
 
-async function certificate(ctx: Ctx, now: Date): Promise<Check> {
+async function certificate(ctx: Ctx): Promise<Check> {
+  const { now } = ctx;
   const store = new CertStore(ctx.cfg.certDir, ctx.cfg.identity.filePrefix);
   let current;
   try {

@@ -3,7 +3,6 @@
 // bootstrap = pkg/kubelet/certificate/bootstrap (persisted key, deterministic CSR name),
 // rotation = client-go util/certificate (same schedule), but with bootstrap's persisted key and
 // deterministic name, so a rotation that is never approved leaves one CSR, not one per attempt.
-import { X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,12 +17,13 @@ import {
 import { readIfExists, removeLeftovers, writeFileAtomic } from '../base/fsutil.js';
 import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentitySettings, usagesFor } from './identity.js';
 import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
-import { checkToken, readKubeconfig, renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
+import { renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { silentLogger, type Logger } from '../base/log.js';
 import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from '../base/version.js';
+import { readBootstrap, readCurrent, unauthorized, type Current } from './credentials.js';
 
 /** How long --once retries failures by default before it exits 1. */
 export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
@@ -55,13 +55,6 @@ export interface CredentialState {
   csrName?: string;
   /** Seconds from the CSR's creation to the issued certificate, when issued during this call. */
   issuanceSeconds?: number;
-}
-
-interface Current {
-  config: ClientConfig;
-  cert: { certPem: string; keyPem: string };
-  leaf: CertInfo;
-  chain: CertInfo[];
 }
 
 export class Agent {
@@ -168,46 +161,12 @@ export class Agent {
     return this.bootstrap(signal);
   }
 
-  /** The unexpired certificate the output kubeconfig points at, if any. */
+  /** The unexpired certificate the output kubeconfig points at, if any; a problem is said once. */
   private async inspect(): Promise<Current | undefined> {
-    let config: ClientConfig;
-    try {
-      config = await readKubeconfig(this.opts.kubeconfig);
-    } catch (err) {
-      if (!(await readIfExists(this.opts.kubeconfig))) return undefined;
-      this.warnOnce('ignoring the unusable kubeconfig; it will be rewritten after bootstrap', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
-      return undefined;
-    }
-    const cc = config.clientCertificate;
-    if (!cc) return undefined;
-    let chain: CertInfo[];
-    try {
-      chain = parseChain(cc.certPem);
-      const key = loadPrivateKey(cc.keyPem, cc.keyPath ?? this.opts.kubeconfig);
-      // kubelet checks only expiry; a mismatched pair would fail every TLS handshake for ever.
-      if (!new X509Certificate(cc.certPem).checkPrivateKey(key.privateKey)) throw new Error('the private key does not match the certificate');
-    } catch (err) {
-      this.warnOnce('the client certificate in the kubeconfig is unusable; bootstrapping again', { kubeconfig: this.opts.kubeconfig, error: errorMessage(err) });
-      return undefined;
-    }
-    const now = this.now().getTime();
-    const expired = chain.find((c) => c.notAfter.getTime() <= now);
-    if (expired) {
-      this.warnOnce('the client certificate has expired; falling back to the bootstrap kubeconfig', {
-        kubeconfig: this.opts.kubeconfig, notAfter: expired.notAfter.toISOString(),
-      });
-      return undefined;
-    }
-    // The API server refuses a client certificate before its NotBefore, so it is no credential.
-    const early = chain.find((c) => c.notBefore.getTime() > now);
-    if (early) {
-      this.warnOnce('the client certificate is not valid yet (is this clock, or the signer\'s, off?); falling back to the bootstrap kubeconfig', {
-        kubeconfig: this.opts.kubeconfig, notBefore: early.notBefore.toISOString(),
-      });
-      return undefined;
-    }
-    this.inspectWarning = undefined;
-    return { config, cert: { certPem: cc.certPem, keyPem: cc.keyPem }, leaf: chain[0]!, chain };
+    const { current, problem } = await readCurrent(this.opts.kubeconfig, this.now());
+    if (problem) this.warnOnce(problem.message, problem.fields);
+    else this.inspectWarning = undefined;
+    return current;
   }
 
   /** What a kill -9 in the middle of a write left behind (found by the fault suite). */
@@ -227,7 +186,7 @@ export class Agent {
   }
 
   private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
-    const boot = await this.bootstrapConfig();
+    const boot = await readBootstrap(this.opts);
     const id = this.opts.identity;
     const key = await this.pendingKey(id);
     const usages = usagesFor(id, isRsa(key), 'bootstrap');
@@ -237,7 +196,7 @@ export class Agent {
     try {
       return await this.request(api, name, key, usages, boot.config, signal);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 401) throw await this.unauthorized(boot.config, err, signal);
+      if (err instanceof ApiError && err.status === 401) throw await unauthorized(boot.config, err, signal);
       throw err;
     } finally {
       await api.close();
@@ -360,58 +319,6 @@ export class Agent {
     const key = await generateKey(id.keyAlgorithm);
     await writeFileAtomic(this.store.keyTmpPath, privateKeyPem(key), { mode: 0o600 });
     return key;
-  }
-
-  private async bootstrapConfig(): Promise<{ config: ClientConfig; credentials: Credentials }> {
-    const file = this.opts.bootstrapKubeconfig;
-    if (!file) {
-      throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig} and no --bootstrap-kubeconfig given; pass one to bootstrap`);
-    }
-    let config: ClientConfig;
-    try {
-      config = await readKubeconfig(file);
-    } catch (err) {
-      const why = errorMessage(err);
-      throw new ConfigError(`no valid client certificate in ${this.opts.kubeconfig}, and the bootstrap kubeconfig is unusable: ${why}`);
-    }
-    if (this.opts.bootstrapTokenFile) {
-      const text = (await readIfExists(this.opts.bootstrapTokenFile))?.toString('utf8');
-      if (text === undefined) throw new ConfigError(`${this.opts.bootstrapTokenFile}: the bootstrap token file is missing`);
-      config.token = checkToken(text, `${this.opts.bootstrapTokenFile}: the bootstrap token file`);
-      config.tokenFile = this.opts.bootstrapTokenFile;
-    }
-    if (config.insecureSkipTlsVerify && !this.opts.allowInsecureBootstrap) {
-      throw new ConfigError(`${file}: insecure-skip-tls-verify is set; add the cluster CA (certificate-authority-data) or pass --allow-insecure-bootstrap`);
-    }
-    if (config.token) return { config, credentials: { kind: 'token', token: config.token } };
-    if (config.clientCertificate) {
-      return { config, credentials: { kind: 'certificate', certPem: config.clientCertificate.certPem, keyPem: config.clientCertificate.keyPem } };
-    }
-    throw new ConfigError(`${file}: the current user has no token, tokenFile or client certificate to bootstrap with`);
-  }
-
-  /**
-   * A 401 for the bootstrap token. A kube-apiserver that has just started answers 401 to every
-   * token until its informers have synced (found by the fault suite): that is not a verdict on
-   * the token, so while /readyz says the server is starting, the 401 is retried.
-   */
-  private async unauthorized(config: ClientConfig, err: ApiError, signal: AbortSignal): Promise<Error> {
-    const anonymous = this.client(config, { kind: 'anonymous' });
-    try {
-      if ((await anonymous.readiness(signal)) === 'starting') {
-        return new ApiError(`${config.server} refused the bootstrap token while it is still starting (401, /readyz not ready); retrying`, 503, 'NotReady');
-      }
-    } finally {
-      await anonymous.close();
-    }
-    return this.tokenRejected(config, err);
-  }
-
-  private tokenRejected(config: ClientConfig, err: ApiError): BootstrapTokenRejectedError {
-    return new BootstrapTokenRejectedError(
-      `the bootstrap credentials in ${config.file} were rejected (${err.status} ${err.reason || 'Unauthorized'}): the token has expired or was deleted. ` +
-        `Create a new bootstrap token (kubeadm token create, or tlsboot token create) and put it in ${config.tokenFile ?? config.file}`,
-    );
   }
 
   private client(config: ClientConfig, credentials: Credentials): ApiClient {
