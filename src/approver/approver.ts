@@ -3,7 +3,8 @@
 // resourceVersion read, so several approvers (one per control-plane node) can run at once:
 // the loser of a race gets 409, reads the CSR again and finds it decided.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { withDecision, type ApiClient, type CsrObject } from '../kube/api.js';
+import { type ApiClient } from '../kube/api.js';
+import { withDecision, type CsrObject } from '../kube/csrtypes.js';
 import { parseCsrPem, type ParsedCsr } from '../pki/csr.js';
 import { ApiError, errorMessage, errorReason } from '../base/errors.js';
 import type { Logger } from '../base/log.js';

@@ -4,7 +4,7 @@
 // constraint of a rule is approved; one that meets none is denied with the reasons (or left
 // pending, with onViolation: ignore); a CSR no rule is in scope for is left alone.
 import { BlockList, isIP } from 'node:net';
-import type { CsrObject } from '../kube/api.js';
+import type { CsrObject } from '../kube/csrtypes.js';
 import type { ParsedCsr } from '../pki/csr.js';
 import { ConfigError } from '../base/errors.js';
 import { KNOWN_USAGES } from '../kube/vocabulary.js';

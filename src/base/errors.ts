@@ -91,6 +91,16 @@ export function reportError(err: unknown, log: { error(msg: string): void }): Ex
   return ExitCode.runtime;
 }
 
+/** The exit code for several failures at once: the most serious (denied beats usage beats runtime). */
+export function worstExitCode(errors: unknown[]): ExitCodeValue {
+  let code: ExitCodeValue = ExitCode.ok;
+  for (const err of errors) {
+    const c = err instanceof TlsbootError ? err.exitCode : ExitCode.runtime;
+    if (c > code && c !== ExitCode.interrupted) code = c;
+  }
+  return code;
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);

@@ -86,3 +86,13 @@ export function routeProcessWarnings(log: Logger, proc: NodeJS.Process = process
     log.warn(text);
   });
 }
+
+/** The same logger with an `identity` field on every line (a daemon with several identities). */
+export function prefixed(log: Logger, identity: string): Logger {
+  return {
+    error: (m, f) => log.error(m, { identity, ...f }),
+    warn: (m, f) => log.warn(m, { identity, ...f }),
+    info: (m, f) => log.info(m, { identity, ...f }),
+    debug: (l, m, f) => log.debug(l, m, { identity, ...f }),
+  };
+}

@@ -1,44 +1,16 @@
-// The cluster-side commands: token create|list|delete, cluster rbac|init|approver, kubeconfig
-// bootstrap, bundle.
+// The cluster-side commands, registered here: token create|list|delete (token.ts), cluster
+// rbac|init|approver (here), kubeconfig bootstrap (kubeconfig.ts), bundle (bundle.ts).
 // They take an admin --kubeconfig; --dry-run prints the manifests (-o yaml|json) and applies
 // nothing. Token material goes to stdout once or to a 0600 file, never to logs.
-import type { Argv, Options } from 'yargs';
-import type { K8sObject } from '../cluster/cluster.js';
-import { DEFAULT_BOOTSTRAP_GROUP, isBootstrapToken } from '../kube/vocabulary.js';
-
-const TOKEN_SHAPE_ERROR = 'the token must look like abcdef.0123456789abcdef ([a-z0-9]{6}.[a-z0-9]{16})';
-import { ConfigError, ExitCode, reportError, type ExitCodeValue } from '../base/errors.js';
-import { redact } from '../base/log.js';
-import type { Io } from './io.js';
-import { readInputFile, writeFileAtomic } from '../base/fsutil.js';
+import type { Argv } from 'yargs';
+import { ConfigError, ExitCode, type ExitCodeValue } from '../base/errors.js';
+import { writeFileAtomic } from '../base/fsutil.js';
 import { parseDuration } from '../base/time.js';
-
-interface Common {
-  kubeconfig?: string;
-  'dry-run': boolean;
-  output: string;
-  out?: string;
-}
-
-const adminKubeconfig: Options = { type: 'string', demandOption: true, describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf)' };
-// The commands that can print what they would apply need no cluster for it: --kubeconfig is
-// checked in the handler, so a dry run works offline (like `kubeadm token generate`).
-const admin: Record<string, Options> = {
-  kubeconfig: { type: 'string', describe: 'an admin kubeconfig (cluster-admin, e.g. kubeadm\'s admin.conf); not needed with --dry-run' },
-  'dry-run': { type: 'boolean', default: false, describe: 'apply nothing; print the manifests' },
-  output: { alias: 'o', type: 'string', choices: ['yaml', 'json'], default: 'yaml', describe: 'manifest format for --dry-run' },
-};
-const tokenOptions: Record<string, Options> = {
-  ttl: { type: 'string', default: '24h', describe: 'token lifetime (0: never expires)' },
-  groups: { type: 'string', array: true, default: [DEFAULT_BOOTSTRAP_GROUP], describe: 'extra groups (system:bootstrappers:...), repeatable' },
-  description: { type: 'string', describe: 'a note stored with the token' },
-};
-const rbacOptions: Record<string, Options> = {
-  group: { type: 'string', default: DEFAULT_BOOTSTRAP_GROUP, describe: 'the bootstrap group that may create and auto-approve node CSRs' },
-  'apiserver-kubelet-user': { type: 'string', default: 'kube-apiserver-kubelet-client', describe: 'the API server\'s client identity towards kubelets' },
-};
-
-type Handler<A> = (a: A, io: Io) => Promise<ExitCodeValue>;
+import { admin, adminFile, adminKubeconfig, applyAll, guard, kubeconfigLib, lib, makeToken, MAX_TTL_MS, print, rbacOptions, readCa, tokenOptions, type Common, type Handler } from './admin.js';
+import { bundle } from './bundle.js';
+import type { Io } from './io.js';
+import { kubeconfigBootstrap } from './kubeconfig.js';
+import { tokenCreate, tokenDelete, tokenList } from './token.js';
 
 /** Register the commands; `done` receives each handler's exit code. */
 export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCodeValue>) => Promise<void>): Argv {
@@ -89,133 +61,6 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
       .demandCommand(1, 'name a kubeconfig command: bootstrap'));
 }
 
-/** The cluster commands' errors: one `tlsboot: ...` line, redacted, with the error's exit code. */
-async function guard(h: () => Promise<ExitCodeValue>, io: Io): Promise<ExitCodeValue> {
-  try {
-    return await h();
-  } catch (err) {
-    return reportError(err, { error: (msg) => io.stderr(`tlsboot: ${redact(msg)}\n`) });
-  }
-}
-
-const lib = (): Promise<typeof import('../cluster/cluster.js')> => import('../cluster/cluster.js');
-const kubeconfigLib = (): Promise<typeof import('../kube/kubeconfig.js')> => import('../kube/kubeconfig.js');
-
-/** The admin kubeconfig, which every command needs unless it only prints (--dry-run). */
-function adminFile(a: { kubeconfig?: string }): string {
-  if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required: give an admin kubeconfig, or --dry-run to print the manifests without a cluster');
-  return a.kubeconfig;
-}
-
-async function readCa(file: string): Promise<string> {
-  const caPem = await readInputFile(file, { setting: '--ca' });
-  if (!caPem.includes('BEGIN CERTIFICATE')) throw new ConfigError(`--ca ${file}: holds no PEM certificate`);
-  return caPem;
-}
-
-async function print(objs: readonly unknown[], format: string, io: Io): Promise<void> {
-  const { stringify: stringifyYaml } = await import('yaml');
-  io.stdout(format === 'json'
-    ? JSON.stringify(objs.length === 1 ? objs[0] : { apiVersion: 'v1', kind: 'List', items: objs }, null, 2) + '\n'
-    : objs.map((o) => stringifyYaml(o, { lineWidth: 0 })).join('---\n'));
-}
-
-/** Lifetimes become timestamps, not timers: up to ten years. */
-const MAX_TTL_MS = 10 * 8760 * 3_600_000;
-
-function ttlOf(ttl: string): number | undefined {
-  return ttl === '0' || ttl === '0s' ? undefined : parseDuration(ttl, '--ttl', MAX_TTL_MS);
-}
-
-async function applyAll(file: string, objs: K8sObject[], io: Io): Promise<void> {
-  const { adminClient, adminError, applyObject } = await lib();
-  const { api } = await adminClient(file);
-  try {
-    const actions: string[] = [];
-    for (const o of objs) {
-      const action = await applyObject(api, o).catch((err: unknown) => {
-        throw adminError(err, file);
-      });
-      actions.push(action);
-      io.stdout(`${o.kind.toLowerCase()}/${o.metadata.name} ${action}\n`);
-    }
-    if (actions.every((a) => a === 'unchanged')) io.stdout('nothing to change\n');
-  } finally {
-    await api.close();
-  }
-}
-
-async function makeToken(a: Common & { ttl: string; groups: string[]; description?: string }, io: Io): Promise<{ value: string; secret: K8sObject } | undefined> {
-  const { adminClient, adminError, checkGroups, createSecret, generateToken, tokenSecret } = await lib();
-  checkGroups(a.groups);
-  const token = generateToken();
-  const ttlMs = ttlOf(a.ttl);
-  const secret = tokenSecret(token, { groups: a.groups, ...(ttlMs ? { ttlMs } : {}), ...(a.description ? { description: a.description } : {}) });
-  if (a['dry-run']) return { value: token.value, secret };
-  const file = adminFile(a);
-  const { api } = await adminClient(file);
-  try {
-    await createSecret(api, secret).catch((err: unknown) => {
-      throw adminError(err, file);
-    });
-  } finally {
-    await api.close();
-  }
-  io.stderr(`created bootstrap token ${token.id}${ttlMs ? `, expires ${String((secret['stringData'] as Record<string, string>)['expiration'])}` : ', never expires'}\n`);
-  return { value: token.value, secret };
-}
-
-const tokenCreate: Handler<Common & { ttl: string; groups: string[]; description?: string }> = async (a, io) => {
-  const made = await makeToken(a, io);
-  if (!made) return ExitCode.runtime;
-  if (a['dry-run']) {
-    await print([made.secret], a.output, io);
-    return ExitCode.ok;
-  }
-  if (a.out) {
-    await writeFileAtomic(a.out, made.value + '\n', { mode: 0o600 });
-    io.stderr(`token written to ${a.out}\n`);
-  } else {
-    io.stdout(made.value + '\n');
-  }
-  return ExitCode.ok;
-};
-
-const tokenList: Handler<{ kubeconfig: string; output: string }> = async (a, io) => {
-  const { adminClient, adminError, listTokens } = await lib();
-  const { api } = await adminClient(a.kubeconfig);
-  try {
-    const rows = await listTokens(api).catch((err: unknown) => {
-      throw adminError(err, a.kubeconfig);
-    });
-    if (a.output === 'json') {
-      io.stdout(JSON.stringify(rows, null, 2) + '\n');
-    } else {
-      const table = [['ID', 'EXPIRES', 'GROUPS', 'USAGES', 'DESCRIPTION'],
-        ...rows.map((r) => [r.id, r.expiration ? `${r.expiration}${r.expired ? ' (expired)' : ''}` : '<never>', r.groups.join(',') || '<none>', r.usages.join(','), r.description ?? ''])];
-      const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-      io.stdout(table.map((row) => row.map((c, i) => c.padEnd(widths[i]!)).join('   ').trimEnd()).join('\n') + '\n');
-    }
-  } finally {
-    await api.close();
-  }
-  return ExitCode.ok;
-};
-
-const tokenDelete: Handler<{ kubeconfig: string; id: string }> = async (a, io) => {
-  const { adminClient, adminError, deleteToken } = await lib();
-  const { api } = await adminClient(a.kubeconfig);
-  try {
-    await deleteToken(api, a.id).catch((err: unknown) => {
-      throw adminError(err, a.kubeconfig);
-    });
-  } finally {
-    await api.close();
-  }
-  io.stdout(`bootstrap token ${a.id} deleted\n`);
-  return ExitCode.ok;
-};
-
 type RbacArgs = Common & { group: string; 'apiserver-kubelet-user': string };
 
 const clusterRbac: Handler<RbacArgs> = async (a, io) => {
@@ -261,50 +106,6 @@ async function nodeTarget(a: { kubeconfig?: string; server?: string; ca?: string
   if (!ca) throw new ConfigError(`${a.kubeconfig}: has no certificate-authority(-data) to hand on to nodes; give --ca`);
   return { server: a.server ?? server, caPem: ca, ...(tlsServerName ? { tlsServerName } : {}) };
 }
-
-const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: string; 'token-file'?: string; 'tls-server-name'?: string; out: string }> = async (a, io) => {
-  if (Boolean(a.token) === Boolean(a['token-file'])) throw new ConfigError('give exactly one of --token and --token-file');
-  const token = a.token ?? (await readInputFile(a['token-file']!, { setting: '--token-file' })).trim();
-  if (!isBootstrapToken(token)) throw new ConfigError(TOKEN_SHAPE_ERROR);
-  let url: URL;
-  try {
-    url = new URL(a.server);
-  } catch {
-    throw new ConfigError(`--server ${JSON.stringify(a.server)} is not a URL`);
-  }
-  if (url.protocol !== 'https:') throw new ConfigError('--server must be an https:// URL');
-  const { renderBootstrapKubeconfig } = await kubeconfigLib();
-  const caPem = await readCa(a.ca);
-  await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
-  io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
-  return ExitCode.ok;
-};
-
-const bundle: Handler<{ node: string; identity: string; out: string; kubeconfig?: string; 'token-file'?: string; server?: string; ca?: string; ttl: string; groups: string[] }> = async (a, io) => {
-  const { writeBundle } = await import('../cluster/bundle.js');
-  let server = a.server;
-  let caPem = a.ca ? await readCa(a.ca) : undefined;
-  let token: string;
-  if (a['token-file']) {
-    token = (await readInputFile(a['token-file'], { setting: '--token-file' })).trim();
-  } else {
-    if (!a.kubeconfig) throw new ConfigError('give --kubeconfig (an admin kubeconfig, to mint a token for this node) or --token-file');
-    const made = await makeToken({ kubeconfig: a.kubeconfig, 'dry-run': false, output: 'yaml', ttl: a.ttl, groups: a.groups, description: `tlsboot bundle for ${a.node}` }, io);
-    token = made!.value;
-  }
-  if (a.kubeconfig && (!server || !caPem)) {
-    const { adminClient } = await lib();
-    const adm = await adminClient(a.kubeconfig);
-    await adm.api.close();
-    server ??= adm.server;
-    caPem ??= adm.caPem;
-  }
-  if (!server || !caPem) throw new ConfigError('give --server and --ca (or --kubeconfig to take them from)');
-  if (!isBootstrapToken(token)) throw new ConfigError(TOKEN_SHAPE_ERROR);
-  const service = await writeBundle({ node: a.node, identity: a.identity as 'kubelet', server, caPem, token, out: a.out });
-  io.stdout(`bundle for ${a.node} (${service}) written to ${a.out}; on the node run install.sh from it\n`);
-  return ExitCode.ok;
-};
 
 const clusterApprover: Handler<Common & { policy: string; user: string; ttl: string; server?: string }> = async (a, io) => {
   const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate }, { loadPolicy, policySigners, requesterGroups }, { renderClientKubeconfig }] =

@@ -5,25 +5,16 @@ import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { renderBootstrapKubeconfig } from '../kube/kubeconfig.js';
 import { ConfigError } from '../base/errors.js';
+import { packageRoot } from '../base/version.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 
 const run = promisify(execFile);
 export const BUNDLE_IDENTITIES = ['kubelet', 'haproxy', 'keepalived'] as const;
 export type BundleIdentity = (typeof BUNDLE_IDENTITIES)[number];
 
-/** The package root (systemd/ and examples/ ship in the npm package). */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (path.dirname(dir) !== dir) {
-    if (path.basename(dir) !== 'dist' && path.basename(dir) !== 'src') return dir;
-    dir = path.dirname(dir);
-  }
-  return dir;
-}
 
 export interface BundleInput {
   node: string;

@@ -2,7 +2,8 @@
 // kube-system), the RBAC that lets their group create CSRs and have them auto-approved, and
 // the bootstrap kubeconfig a node needs. Applied idempotently with an admin kubeconfig.
 import { randomInt } from 'node:crypto';
-import { clientFor, withDecision, type ApiClient } from '../kube/api.js';
+import { clientFor, type ApiClient } from '../kube/api.js';
+import { withDecision } from '../kube/csrtypes.js';
 import { buildCsrPem } from '../pki/csr.js';
 import { waitForCertificate } from '../kube/csrwait.js';
 import { ApiError, ConfigError } from '../base/errors.js';

@@ -8,6 +8,7 @@ import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
+import { checkFolderPath } from '../base/fsutil.js';
 
 export const OUTPUT_TYPES = ['cert', 'key', 'ca', 'combined'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
@@ -261,4 +262,12 @@ function expand(value: string, where: string, env: NodeJS.ProcessEnv): string {
     if (v === undefined || v === '') throw new ConfigError(`${where} uses \${${name}}, which is not set (systemd sets CREDENTIALS_DIRECTORY with LoadCredential=)`);
     return v.split(':')[0] ?? v;
   });
+}
+
+/** Every folder an identity writes to can exist: checked before any key is made. */
+export async function checkPaths(cfg: IdentityConfig, file: string | undefined): Promise<void> {
+  const setting = (flag: string, key: string): string => (file ? `${file}: identity ${cfg.name}: ${key}` : flag);
+  await checkFolderPath(cfg.certDir, setting('--cert-dir', 'certDir'));
+  await checkFolderPath(path.dirname(cfg.kubeconfig), setting('--kubeconfig', 'kubeconfig'), cfg.kubeconfig);
+  for (const [i, o] of cfg.outputs.entries()) await checkFolderPath(path.dirname(o.path), setting('', `outputs[${i}].path`), o.path);
 }

@@ -2,20 +2,16 @@
 // metrics and a state file per identity (for `tlsboot status`). Readiness means every identity
 // has a valid certificate on disk. SIGHUP (or an edit of the config file) reloads; an invalid
 // config keeps the old one running. Outputs changed or deleted by hand are restored.
-import { watch, type FSWatcher } from 'chokidar';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-import { Agent, type CredentialState } from '../node/agent.js';
-import { loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
-import { ExitCode, TlsbootError, errorMessage, errorReason, type ExitCodeValue } from '../base/errors.js';
-import { checkFolderPath, writeFileAtomic } from '../base/fsutil.js';
-import { HookRunner } from './hooks.js';
-import { readKubeconfig } from '../kube/kubeconfig.js';
-import { redact, type Logger } from '../base/log.js';
-import { Metrics } from './metrics.js';
+import { ExitCode, TlsbootError, errorMessage, errorReason, worstExitCode, type ExitCodeValue } from '../base/errors.js';
+import { prefixed, type Logger } from '../base/log.js';
 import type { Notifier } from '../base/notify.js';
-import { resolveOutputs, writeOutputs, type ResolvedOutput } from './outputs.js';
-import { stateFilePath, type StateFile } from './state.js';
+import { Agent, type CredentialState } from '../node/agent.js';
+import { checkPaths, loadConfig, type DaemonConfig, type IdentityConfig } from './config.js';
+import { HookRunner } from './hooks.js';
+import { Metrics } from './metrics.js';
+import { resolveOutputs, syncOutputs, type ResolvedOutput } from './outputs.js';
+import { statusLine, writeStateFile, type StateFile } from './state.js';
+import { watchFiles, type FileWatch } from './watch.js';
 
 export interface DaemonOptions {
   log: Logger;
@@ -27,14 +23,6 @@ export interface DaemonOptions {
   once?: boolean;
   /** --once: how long an identity retries failures before it gives up (--retry-timeout). */
   retryTimeoutMs?: number;
-}
-
-/** Every folder an identity writes to can exist: checked before any key is made. */
-async function checkPaths(cfg: IdentityConfig, file: string | undefined): Promise<void> {
-  const setting = (flag: string, key: string): string => (file ? `${file}: identity ${cfg.name}: ${key}` : flag);
-  await checkFolderPath(cfg.certDir, setting('--cert-dir', 'certDir'));
-  await checkFolderPath(path.dirname(cfg.kubeconfig), setting('--kubeconfig', 'kubeconfig'), cfg.kubeconfig);
-  for (const [i, o] of cfg.outputs.entries()) await checkFolderPath(path.dirname(o.path), setting('', `outputs[${i}].path`), o.path);
 }
 
 interface Slot {
@@ -57,11 +45,10 @@ export class Daemon {
   private readonly hooks: HookRunner;
   private slots: Slot[] = [];
   private readySent = false;
-  private watcher: FSWatcher | undefined;
+  private watcher: FileWatch | undefined;
   private stopping = false;
   private stateWrites: Promise<void> = Promise.resolve();
   private reloadChain: Promise<void> = Promise.resolve();
-  private configTimer: NodeJS.Timeout | undefined;
   private readonly fatal = new AbortController();
   metricsPort: number | undefined;
 
@@ -95,22 +82,15 @@ export class Daemon {
     await this.hooks.idle();
     this.hooks.stop();
     await this.stateWrites;
-    let code: ExitCodeValue = ExitCode.ok;
     if (signal.aborted && results.some((r) => r.status === 'rejected')) {
       // A stop on request is not a failure to report, but the job was not done either.
       this.log.info('stopped before every identity had a valid certificate', { signal: errorMessage(signal.reason) });
       return ExitCode.interrupted;
     }
-    for (const [i, r] of results.entries()) {
-      if (r.status === 'rejected') {
-        const err = r.reason as unknown;
-        this.log.error(errorMessage(err), { identity: this.slots[i]!.cfg.name });
-        const c = err instanceof TlsbootError ? err.exitCode : ExitCode.runtime;
-        if (c > code) code = c;
-      }
-    }
-    if (this.hooks.failing().length > 0 && code === ExitCode.ok) code = ExitCode.runtime;
-    return code;
+    const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ err: r.reason as unknown, identity: this.slots[i]!.cfg.name }] : []));
+    for (const f of failed) this.log.error(errorMessage(f.err), { identity: f.identity });
+    const code = worstExitCode(failed.map((f) => f.err));
+    return code === ExitCode.ok && this.hooks.failing().length > 0 ? ExitCode.runtime : code;
   }
 
   /** Run until the signal aborts. Resolves with the exit code. */
@@ -246,77 +226,38 @@ export class Daemon {
 
   /** Bring the extra outputs in line with the current certificate; returns what was written. */
   private async syncOutputs(slot: Slot): Promise<string[]> {
-    if (slot.outputs.length === 0) return [];
-    const current = await slot.agent.store.current();
-    if (!current) return [];
-    const caPem = (await readKubeconfig(slot.cfg.kubeconfig).catch(() => undefined))?.caPem;
-    const written = await writeOutputs(slot.outputs, { chainPem: current.chainPem, keyPem: current.keyPem, ...(caPem ? { caPem } : {}) }, `identity ${slot.cfg.name}`);
+    const written = await syncOutputs(slot.outputs, slot.agent.store, slot.cfg.kubeconfig, `identity ${slot.cfg.name}`);
     if (written.length > 0) this.log.info('wrote outputs', { identity: slot.cfg.name, files: written.join(',') });
     return written;
   }
 
-  /**
-   * Watch output folders (chokidar sees nothing for a file whose folder does not exist yet, so
-   * the folders are made now, as the first write would), the bootstrap inputs and the config.
-   */
+  /** Outputs restored, the config reloaded, bootstrap inputs noticed, as their files change. */
   private async startWatching(): Promise<void> {
     await this.watcher?.close();
-    const outputs = new Map<string, Slot>();
-    const inputs: string[] = [];
-    for (const s of this.slots) {
-      for (const o of s.outputs) outputs.set(o.path, s);
-      if (s.cfg.bootstrapKubeconfig) inputs.push(s.cfg.bootstrapKubeconfig);
-      if (s.cfg.bootstrapTokenFile) inputs.push(s.cfg.bootstrapTokenFile);
-    }
-    const dirs = [...new Set([...outputs.keys()].map((f) => path.dirname(f)))];
-    for (const d of dirs) await fs.mkdir(d, { recursive: true, mode: 0o755 });
-    const targets = [...dirs, ...inputs, ...(this.config.file ? [this.config.file] : [])];
-    if (targets.length === 0) return;
-    // No awaitWriteFinish: it swallows a delete that follows our own write closely, and outputs
-    // converge anyway (they are compared with what they should hold).
-    const watcher = watch(targets, { ignoreInitial: true, depth: 0 });
-    this.watcher = watcher;
-    await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
-    watcher.on('all', (event, file) => {
-      const abs = path.resolve(file);
-      this.log.debug(4, 'file event', { event, file: abs });
-      const slot = outputs.get(abs);
-      if (slot && ['unlink', 'change', 'add'].includes(event) && slot.state) {
+    const outputs = new Map(this.slots.flatMap((s) => s.outputs.map((o) => [o.path, s] as const)));
+    const inputs = this.slots.flatMap((s) => [s.cfg.bootstrapKubeconfig, s.cfg.bootstrapTokenFile].filter((f): f is string => f !== undefined));
+    this.watcher = await watchFiles({ outputs: [...outputs.keys()], inputs, ...(this.config.file ? { config: this.config.file } : {}) }, {
+      output: (file, event) => {
+        const slot = outputs.get(file);
+        if (!slot?.state) return;
         void this.syncOutputs(slot).then((written) => {
-          if (written.includes(abs)) this.log.warn('restored an output that was changed or removed', { identity: slot.cfg.name, file: abs, event });
-        }).catch((err: unknown) => this.log.error('could not restore an output', { file: abs, error: errorMessage(err) }));
-      } else if (abs === this.config.file && (event === 'change' || event === 'add')) {
-        // An editor may write in several steps: reload once it has been quiet for a moment.
-        clearTimeout(this.configTimer);
-        this.configTimer = setTimeout(() => {
-          this.log.info('the config file changed; reloading', { file: abs });
-          void this.reload();
-        }, 300);
-      } else if (inputs.includes(abs)) {
-        this.log.info('bootstrap credentials changed; they are used from the next attempt', { file: abs, event });
-      }
-    });
+          if (written.includes(file)) this.log.warn('restored an output that was changed or removed', { identity: slot.cfg.name, file, event });
+        }).catch((err: unknown) => this.log.error('could not restore an output', { file, error: errorMessage(err) }));
+      },
+      config: (file) => {
+        this.log.info('the config file changed; reloading', { file });
+        void this.reload();
+      },
+      input: (file, event) => this.log.info('bootstrap credentials changed; they are used from the next attempt', { file, event }),
+    }, this.log);
   }
 
   private isReady(): boolean {
     return this.slots.length > 0 && this.slots.every((s) => s.state && s.state.notAfter.getTime() > Date.now());
   }
 
-  /** One line for systemd's STATUS=: soonest expiry, next rotation, problems. */
-  statusLine(): string {
-    const valid = this.slots.filter((s) => s.state);
-    const parts: string[] = [];
-    if (valid.length < this.slots.length) parts.push(`${this.slots.length - valid.length} of ${this.slots.length} identities without a certificate`);
-    if (valid.length > 0) {
-      const soonest = valid.reduce((a, b) => (a.state!.notAfter < b.state!.notAfter ? a : b));
-      const next = valid.reduce((a, b) => (a.state!.deadline < b.state!.deadline ? a : b));
-      parts.push(`expires ${soonest.state!.notAfter.toISOString()} (${soonest.cfg.name})`, `next rotation ${next.state!.deadline.toISOString()} (${next.cfg.name})`);
-    }
-    const failing = this.hooks.failing();
-    if (failing.length > 0) parts.push(`${failing.length} hook(s) failing: ${failing.map((f) => `${f.hook} (${f.identity})`).join(', ')}`);
-    const errors = this.slots.filter((s) => s.lastError);
-    if (errors.length > 0) parts.push(`errors: ${errors.map((s) => `${s.cfg.name}: ${s.lastError}`).join('; ')}`);
-    return parts.join('; ') || 'starting';
+  private statusLine(): string {
+    return statusLine(this.slots.map((s) => ({ name: s.cfg.name, ...(s.state ? { state: s.state } : {}), ...(s.lastError ? { lastError: s.lastError } : {}) })), this.hooks.failing());
   }
 
   /**
@@ -338,15 +279,11 @@ export class Daemon {
       st.nextRotation = slot.state.deadline.toISOString();
     }
     if (slot.lastError) st.lastError = slot.lastError;
-    // 0644 and read by anyone: redacted, as every log line is.
-    await writeFileAtomic(stateFilePath(slot.cfg), redact(JSON.stringify(st, null, 2)) + '\n', { mode: 0o644 }).catch((err: unknown) => {
-      this.log.warn('could not write the state file', { file: stateFilePath(slot.cfg), error: errorMessage(err) });
-    });
+    await writeStateFile(slot.cfg, st, this.log);
   }
 
   private async shutdown(): Promise<ExitCodeValue> {
     this.stopping = true;
-    clearTimeout(this.configTimer);
     await this.opts.notifier.stopping();
     await this.watcher?.close();
     await this.stopSlots();
@@ -356,13 +293,4 @@ export class Daemon {
     await this.opts.notifier.flush();
     return this.slots.map((s) => s.fatal).find(Boolean)?.exitCode ?? ExitCode.ok;
   }
-}
-
-function prefixed(log: Logger, identity: string): Logger {
-  return {
-    error: (m, f) => log.error(m, { identity, ...f }),
-    warn: (m, f) => log.warn(m, { identity, ...f }),
-    info: (m, f) => log.info(m, { identity, ...f }),
-    debug: (l, m, f) => log.debug(l, m, { identity, ...f }),
-  };
 }

@@ -2,7 +2,8 @@
 // does not work. Checks run in order and stop at the first failure, each with a plain
 // explanation and the command that fixes it; warnings do not stop the run.
 import { X509Certificate } from 'node:crypto';
-import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
+import { clientFor, type ApiClient, type Credentials } from '../kube/api.js';
+import { type CsrObject } from '../kube/csrtypes.js';
 import type { IdentityConfig } from './config.js';
 import { ApiError, errorMessage } from '../base/errors.js';
 import { usagesFor } from '../node/identity.js';

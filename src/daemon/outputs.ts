@@ -6,6 +6,8 @@ import { promises as fs } from 'node:fs';
 import { promisify } from 'node:util';
 import type { OutputSpec } from './config.js';
 import { ConfigError } from '../base/errors.js';
+import { readKubeconfig } from '../kube/kubeconfig.js';
+import type { CertStore } from '../node/store.js';
 import { isNotFound, writeFileAtomic } from '../base/fsutil.js';
 
 const run = promisify(execFile);
@@ -82,4 +84,13 @@ async function upToDate(o: ResolvedOutput, data: string): Promise<boolean> {
     if (isNotFound(err)) return false;
     throw err;
   }
+}
+
+/** Bring `outputs` in line with the store's current certificate and the kubeconfig's CA; returns what was written. */
+export async function syncOutputs(outputs: ResolvedOutput[], store: CertStore, kubeconfig: string, where: string): Promise<string[]> {
+  if (outputs.length === 0) return [];
+  const current = await store.current();
+  if (!current) return [];
+  const caPem = (await readKubeconfig(kubeconfig).catch(() => undefined))?.caPem;
+  return writeOutputs(outputs, { chainPem: current.chainPem, keyPem: current.keyPem, ...(caPem ? { caPem } : {}) }, where);
 }

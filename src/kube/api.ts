@@ -4,6 +4,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { checkCsr, checkCsrList, checkEvent } from './csrschema.js';
 import { ApiError } from '../base/errors.js';
+import type { CsrList, CsrObject, ResourceAttributes, StatusObject, WatchEvent } from './csrtypes.js';
 import type { ClientConfig } from './kubeconfig.js';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
@@ -24,64 +25,6 @@ export interface ApiClientOptions {
   userAgent?: string;
   /** Connect + headers timeout for ordinary requests. */
   requestTimeoutMs?: number;
-}
-
-export interface CsrCondition {
-  type: string;
-  status?: string;
-  reason?: string;
-  message?: string;
-  lastUpdateTime?: string;
-  lastTransitionTime?: string;
-}
-
-export interface CsrObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: {
-    name?: string;
-    generateName?: string;
-    uid?: string;
-    resourceVersion?: string;
-    creationTimestamp?: string;
-  };
-  spec: {
-    request: string;
-    signerName: string;
-    usages: string[];
-    expirationSeconds?: number;
-    username?: string;
-    groups?: string[];
-  };
-  status?: {
-    conditions?: CsrCondition[];
-    certificate?: string;
-  };
-}
-
-export interface StatusObject {
-  kind: 'Status';
-  status?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
-}
-
-export type WatchEvent =
-  | { type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK'; object: CsrObject }
-  | { type: 'ERROR'; object: StatusObject };
-
-export interface ResourceAttributes {
-  group: string;
-  resource: string;
-  verb: string;
-  subresource?: string;
-  name?: string;
-}
-
-export interface CsrList {
-  items: CsrObject[];
-  resourceVersion: string;
 }
 
 export class ApiClient {
@@ -311,12 +254,6 @@ function describeNetworkError(err: unknown): { text: string; tls: boolean } {
     return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: true };
   }
   return { text: code && !msg.includes(code) ? `${code} ${msg}` : msg, tls: false };
-}
-
-/** The CSR as read plus an Approved or Denied condition, as kubectl certificate approve|deny writes it. */
-export function withDecision(csr: CsrObject, type: 'Approved' | 'Denied', reason: string, message: string): CsrObject {
-  const condition: CsrCondition = { type, status: 'True', reason, message, lastUpdateTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z') };
-  return { ...csr, status: { ...csr.status, conditions: [...(csr.status?.conditions ?? []), condition] } };
 }
 
 /** A client for a kubeconfig's cluster with the given credentials. */

@@ -2,7 +2,7 @@
 // watch event. Only the fields tlsboot reads are checked, and only their types; anything else
 // passes through. A body that fails is a MalformedResponse ApiError (a proxy or a server bug),
 // never a TypeError deep in the code that reads it.
-import type { CsrList, CsrObject, StatusObject, WatchEvent } from './api.js';
+import type { CsrList, CsrObject, StatusObject, WatchEvent } from './csrtypes.js';
 import { ApiError } from '../base/errors.js';
 
 type Dict = Record<string, unknown>;

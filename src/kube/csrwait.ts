@@ -2,7 +2,8 @@
 // re-watch when the server ends the stream, re-list after 410 Gone or a broken connection.
 // No polling: between events we only block on the watch.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApiClient, CsrObject } from './api.js';
+import type { ApiClient } from './api.js';
+import type { CsrObject } from './csrtypes.js';
 import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from '../base/errors.js';
 import { approveHint } from './vocabulary.js';
 import type { Logger } from '../base/log.js';

@@ -4,26 +4,26 @@
 // rotation = client-go util/certificate (same schedule), but with bootstrap's persisted key and
 // deterministic name, so a rotation that is never approved leaves one CSR, not one per attempt.
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clientFor, type ApiClient, type Credentials, type CsrObject } from '../kube/api.js';
-import { checkIssued, parseChain, type CertInfo } from '../pki/certs.js';
-import { buildCsrPem, digestedName, parseCsrPem, sameSubject } from '../pki/csr.js';
+import { clientFor, type ApiClient, type Credentials } from '../kube/api.js';
+import { type CsrObject } from '../kube/csrtypes.js';
+import { checkIssued, type CertInfo } from '../pki/certs.js';
+import { digestedName, sameSubject } from '../pki/csr.js';
 import { waitForCertificate } from '../kube/csrwait.js';
 import {
   ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError,
   RetriesExhaustedError, TlsbootError, errorMessage,
 } from '../base/errors.js';
-import { readIfExists, removeLeftovers, writeFileAtomic } from '../base/fsutil.js';
-import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentitySettings, usagesFor } from './identity.js';
-import { generateKey, isRsa, loadPrivateKey, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
-import { renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
+import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type IdentitySettings, usagesFor } from './identity.js';
+import { isRsa, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
+import type { ClientConfig } from '../kube/kubeconfig.js';
 import { silentLogger, type Logger } from '../base/log.js';
 import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from '../base/version.js';
 import { readBootstrap, readCurrent, unauthorized, type Current } from './credentials.js';
+import { createOrReuse, pendingKey } from './request.js';
 
 /** How long --once retries failures by default before it exits 1. */
 export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
@@ -84,7 +84,7 @@ export class Agent {
     await this.store.recover(this.now());
     if (!this.started) {
       this.started = true;
-      await this.removeLeftovers();
+      await this.store.removeLeftovers(this.opts.kubeconfig);
     }
     const current = await this.inspect();
     if (current && !force) {
@@ -169,15 +169,6 @@ export class Agent {
     return current;
   }
 
-  /** What a kill -9 in the middle of a write left behind (found by the fault suite). */
-  private async removeLeftovers(): Promise<void> {
-    const removed = [
-      ...(await removeLeftovers(this.store.dir, this.opts.identity.filePrefix)),
-      ...(await removeLeftovers(path.dirname(path.resolve(this.opts.kubeconfig)), path.basename(this.opts.kubeconfig))),
-    ];
-    if (removed.length > 0) this.log.info('removed temporary files an interrupted write left behind', { files: removed.join(',') });
-  }
-
   private warnOnce(msg: string, fields: Record<string, string>): void {
     const key = JSON.stringify([msg, fields]);
     if (key === this.inspectWarning) return;
@@ -188,7 +179,7 @@ export class Agent {
   private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
     const boot = await readBootstrap(this.opts);
     const id = this.opts.identity;
-    const key = await this.pendingKey(id);
+    const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'bootstrap');
     const name = digestedName(spkiDer(key), id.subject, usages);
     this.log.info('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
@@ -210,7 +201,7 @@ export class Agent {
    */
   private async rotate(current: Current, signal: AbortSignal): Promise<CredentialState> {
     const id = this.opts.identity;
-    const key = await this.pendingKey(id);
+    const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'rotation');
     const name = digestedName(spkiDer(key), id.subject, usages, 'csr-');
     this.log.info('rotating the client certificate, authenticating with the current one', {
@@ -231,7 +222,7 @@ export class Agent {
   /** Create (or find again) the CSR, wait for it, and put the certificate in place. */
   private async request(api: ApiClient, name: string, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
     try {
-      const created = await this.createOrReuse(api, name, key, usages, signal);
+      const created = await createOrReuse(api, { name, key, usages, identity: this.opts.identity, keyFile: this.store.keyTmpPath, now: this.now(), log: this.log }, signal);
       return await this.finish(api, created, key, usages, cluster, signal);
     } catch (err) {
       if (err instanceof CsrRejectedError || err instanceof CertificateMismatchError) {
@@ -251,7 +242,7 @@ export class Agent {
     });
     const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
     const file = await this.store.update(chainPem, privateKeyPem(key), this.now());
-    await this.writeKubeconfig(cluster);
+    await this.store.writeKubeconfig(this.opts.kubeconfig, cluster);
     // Only now: a crash before this line reruns with the same key and finds the same CSR.
     await fs.rm(this.store.keyTmpPath, { force: true });
     await this.store.prune();
@@ -267,77 +258,8 @@ export class Agent {
     return state;
   }
 
-  /** POST the bootstrap CSR; if the name exists, reuse it only if it is ours (kubelet's ensureCompatible). */
-  private async createOrReuse(api: ApiClient, name: string, key: KeyPair, usages: string[], signal: AbortSignal): Promise<CsrObject> {
-    const id = this.opts.identity;
-    const request = await buildCsrPem(key, id);
-    try {
-      return await api.createCsr(this.csrObject(name, request, usages), signal);
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 409) throw err;
-    }
-    const existing = await api.getCsr(name, signal);
-    const parsed = await parseCsrPem(Buffer.from(existing.spec.request, 'base64').toString('utf8'));
-    const ours = parsed.signatureValid && parsed.spki.equals(spkiDer(key)) && sameSubject(parsed.subject, id.subject) && existing.spec.signerName === id.signerName;
-    if (!ours) {
-      throw new ConfigError(`certificate signing request ${name} already exists but was not made from our key and subject; delete it (kubectl delete csr ${name}) or remove ${this.store.keyTmpPath}`);
-    }
-    const issued = existing.status?.certificate;
-    if (issued) {
-      const expired = parseChain(Buffer.from(issued, 'base64').toString('utf8')).some((c) => c.notAfter.getTime() <= this.now().getTime());
-      if (expired) {
-        await fs.rm(this.store.keyTmpPath, { force: true });
-        throw new TlsbootError(`certificate signing request ${name} holds an expired certificate; starting over with a new key`);
-      }
-    }
-    this.log.info('reusing the certificate signing request made earlier with the same key', { csr: name });
-    return existing;
-  }
-
-  private csrObject(name: string, requestPem: string, usages: string[]): CsrObject {
-    const id = this.opts.identity;
-    const spec: CsrObject['spec'] = { request: Buffer.from(requestPem).toString('base64'), signerName: id.signerName, usages };
-    if (id.expirationSeconds !== undefined) spec.expirationSeconds = id.expirationSeconds;
-    return { apiVersion: 'certificates.k8s.io/v1', kind: 'CertificateSigningRequest', metadata: { name }, spec };
-  }
-
-  /**
-   * The key of the CSR being asked for, kept in `<prefix>.key.tmp` (0600) until its certificate
-   * is in place, so that the CSR name stays the same across retries and restarts.
-   */
-  private async pendingKey(id: Identity): Promise<KeyPair> {
-    const existing = await readIfExists(this.store.keyTmpPath);
-    if (existing) {
-      try {
-        const key = loadPrivateKey(existing.toString('utf8'), this.store.keyTmpPath);
-        if (key.algorithm === id.keyAlgorithm) return key;
-        this.log.info('the saved key has another algorithm than asked for; making a new one', { path: this.store.keyTmpPath });
-      } catch {
-        this.log.warn('the saved key is unreadable; making a new one', { path: this.store.keyTmpPath });
-      }
-    }
-    const key = await generateKey(id.keyAlgorithm);
-    await writeFileAtomic(this.store.keyTmpPath, privateKeyPem(key), { mode: 0o600 });
-    return key;
-  }
-
   private client(config: ClientConfig, credentials: Credentials): ApiClient {
     return clientFor(config, credentials, USER_AGENT);
-  }
-
-  /** Written when missing or different; rotation never needs it rewritten (it names the symlink). */
-  private async writeKubeconfig(cluster: ClientConfig): Promise<void> {
-    const text = renderNodeKubeconfig({
-      server: cluster.server,
-      ...(cluster.caPath ? { caPath: cluster.caPath } : cluster.caPem ? { caPem: cluster.caPem } : {}),
-      insecureSkipTlsVerify: cluster.insecureSkipTlsVerify,
-      ...(cluster.tlsServerName ? { tlsServerName: cluster.tlsServerName } : {}),
-      pemPath: this.store.currentPath,
-    });
-    const old = await readIfExists(this.opts.kubeconfig);
-    if (old?.toString('utf8') === text) return;
-    await writeFileAtomic(this.opts.kubeconfig, text, { mode: 0o600 });
-    this.log.info('wrote kubeconfig', { path: this.opts.kubeconfig });
   }
 
   private satisfiesIdentity(leaf: CertInfo): boolean {

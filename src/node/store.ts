@@ -8,7 +8,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { parseChain, splitPem, type CertInfo } from '../pki/certs.js';
 import { ConfigError, TlsbootError } from '../base/errors.js';
-import { isNotFound, replaceSymlink, writeFileAtomic } from '../base/fsutil.js';
+import { isNotFound, readIfExists, removeLeftovers, replaceSymlink, writeFileAtomic } from '../base/fsutil.js';
+import { renderNodeKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { loadPrivateKey, type KeyPair } from '../pki/keys.js';
 import { silentLogger, type Logger } from '../base/log.js';
 import { escapeRegExp } from '../base/text.js';
@@ -47,6 +48,33 @@ export class CertStore {
 
   private get updatedPath(): string {
     return path.join(this.dir, `${this.prefix}-updated.pem`);
+  }
+
+  /**
+   * The kubeconfig that points at -current.pem (kubelet's writeKubeconfigFromBootstrapping),
+   * written when missing or different: rotation never needs it rewritten, it names the symlink.
+   */
+  async writeKubeconfig(file: string, cluster: ClientConfig): Promise<void> {
+    const text = renderNodeKubeconfig({
+      server: cluster.server,
+      ...(cluster.caPath ? { caPath: cluster.caPath } : cluster.caPem ? { caPem: cluster.caPem } : {}),
+      insecureSkipTlsVerify: cluster.insecureSkipTlsVerify,
+      ...(cluster.tlsServerName ? { tlsServerName: cluster.tlsServerName } : {}),
+      pemPath: this.currentPath,
+    });
+    const old = await readIfExists(file);
+    if (old?.toString('utf8') === text) return;
+    await writeFileAtomic(file, text, { mode: 0o600 });
+    this.log.info('wrote kubeconfig', { path: file });
+  }
+
+  /** What a kill -9 in the middle of a write left behind (found by the fault suite); at start only. */
+  async removeLeftovers(kubeconfig: string): Promise<void> {
+    const removed = [
+      ...(await removeLeftovers(this.dir, this.prefix)),
+      ...(await removeLeftovers(path.dirname(path.resolve(kubeconfig)), path.basename(kubeconfig))),
+    ];
+    if (removed.length > 0) this.log.info('removed temporary files an interrupted write left behind', { files: removed.join(',') });
   }
 
   /** Repair what a crash or kubelet may have left: -updated.pem, a regular-file -current.pem. */

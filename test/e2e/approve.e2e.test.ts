@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { CsrObject } from '../../src/kube/api.js';
+import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { adminClient } from '../../src/cluster/cluster.js';
 import { buildCsrPem } from '../../src/pki/csr.js';
 import { generateKey } from '../../src/pki/keys.js';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse } from 'yaml';
-import type { CsrObject } from '../../src/kube/api.js';
+import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { digestedName, parseCsrPem } from '../../src/pki/csr.js';
 import { x509 } from '../../src/pki/x509.js';
 import { csrsBy, csrsFor, currentTarget, makeNode, startPlane, startTlsboot, until } from '../support/e2e.js';

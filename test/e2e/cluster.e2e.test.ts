@@ -114,9 +114,9 @@ t.test('bad input: one line, exit 2', async (t) => {
     [['token', 'create', ...admin, '--groups', 'admins'], /--groups "admins": extra groups must match system:bootstrappers:/],
     [['token', 'create', ...admin, '--ttl', 'forever'], /--ttl "forever" is not a duration/],
     [['token', 'delete', 'NOPE', ...admin], /token id "NOPE" must be 6 characters/],
-    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', cp.caPath, '--token', 'short', '--out', path.join(dir, 'x')], /the token must look like abcdef.0123456789abcdef/],
+    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', cp.caPath, '--token', 'short', '--out', path.join(dir, 'x')], /the token must be its 6-character id and 16-character secret/],
     [['kubeconfig', 'bootstrap', '--server', 'http://x', '--ca', cp.caPath, '--token', 'abcdef.0123456789abcdef', '--out', path.join(dir, 'x')], /--server must be an https:\/\/ URL/],
-    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', '/nonexistent', '--token', 'abcdef.0123456789abcdef', '--out', path.join(dir, 'x')], /--ca \/nonexistent: ENOENT/],
+    [['kubeconfig', 'bootstrap', '--server', cp.server, '--ca', '/nonexistent', '--token', 'abcdef.0123456789abcdef', '--out', path.join(dir, 'x')], /--ca: cannot read \/nonexistent: no such file/],
     [['token', 'list', '--kubeconfig', '/nonexistent/admin.conf'], /\/nonexistent\/admin.conf: kubeconfig not found/],
   ];
   for (const [args, re] of cases) {

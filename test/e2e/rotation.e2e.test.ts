@@ -3,7 +3,7 @@
 // 70-90 % deadline falls 0.6-2.2 minutes after issuance.
 import path from 'node:path';
 import t from 'tap';
-import type { CsrObject } from '../../src/kube/api.js';
+import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { parseChain } from '../../src/pki/certs.js';
 import { csrsBy, currentTarget, makeNode, shortCertificatesSkip, startPlane, startTlsboot } from '../support/e2e.js';
 import { listDir, runCli } from '../support/helpers.js';

@@ -2,7 +2,8 @@
 // cannot be made to do on demand: 410 Gone, cut watch connections, a conflict or a 500 on the
 // approval write. Decisions themselves are tested on the real control plane (test/e2e).
 import t, { type Test } from 'tap';
-import { ApiClient, type CsrObject } from '../../src/kube/api.js';
+import { ApiClient } from '../../src/kube/api.js';
+import { type CsrObject } from '../../src/kube/csrtypes.js';
 import { Approver } from '../../src/approver/approver.js';
 import { buildCsrPem } from '../../src/pki/csr.js';
 import { generateKey } from '../../src/pki/keys.js';

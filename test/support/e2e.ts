@@ -3,7 +3,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Test } from 'tap';
-import type { CsrObject } from '../../src/kube/api.js';
+import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { parseCsrPem } from '../../src/pki/csr.js';
 import { ControlPlane, type Token } from '../controlplane/controlplane.js';
 import { parseChain } from '../../src/pki/certs.js';

@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import type { CsrCondition, CsrObject } from '../../src/kube/api.js';
+import type { CsrCondition, CsrObject } from '../../src/kube/csrtypes.js';
 import { parseCsrPem } from '../../src/pki/csr.js';
 import { x509 } from '../../src/pki/x509.js';
 

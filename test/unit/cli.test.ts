@@ -1,9 +1,16 @@
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { envArguments, main, normaliseArguments } from '../../src/cli/cli.js';
 import { parseDuration } from '../../src/base/time.js';
 import { FakeApiServer } from '../support/fakeapi.js';
-import { runCli, runInProcess, tempDir } from '../support/helpers.js';
+import { ROOT, runCli, runInProcess, tempDir } from '../support/helpers.js';
+
+t.test('the built executable knows its version (package.json found from dist/src/base)', async (t) => {
+  const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const r = await runCli(['version']);
+  t.equal(r.stdout, `tlsboot v${pkg.version}\n`);
+});
 
 t.test('version and help', async (t) => {
   const v = await runInProcess(['version']);

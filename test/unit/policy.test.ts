@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import type { CsrObject } from '../../src/kube/api.js';
+import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/pki/csr.js';
 import { loadConfig } from '../../src/daemon/config.js';
 import { usagesFor } from '../../src/node/identity.js';
