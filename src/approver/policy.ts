@@ -7,8 +7,8 @@ import { BlockList, isIP } from 'node:net';
 import type { CsrObject } from '../kube/csrtypes.js';
 import type { ParsedCsr } from '../pki/csr.js';
 import { ConfigError } from '../base/errors.js';
-import { KNOWN_USAGES } from '../kube/vocabulary.js';
-import { escapeRegExp } from '../base/text.js';
+import { isSignerName, KNOWN_USAGES } from '../kube/vocabulary.js';
+import { escapeRegExp, isLabel } from '../base/text.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
 
 export interface PolicyRule {
@@ -72,11 +72,11 @@ function parseRule(entry: unknown, at: string): PolicyRule {
   const name = raw['name'];
   const where = typeof name === 'string' ? `${at} (${name})` : at;
   onlyKeys(raw, RULE_KEYS, where);
-  if (typeof name !== 'string' || !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
+  if (typeof name !== 'string' || !isLabel(name)) {
     throw new ConfigError(`${where}.name is required: lower-case letters, digits and '-'`);
   }
   const signerName = raw['signerName'];
-  if (typeof signerName !== 'string' || !/^[a-z0-9.-]+\/[A-Za-z0-9._\/-]+$/.test(signerName)) {
+  if (typeof signerName !== 'string' || !isSignerName(signerName)) {
     throw new ConfigError(`${where}.signerName is required, e.g. kubernetes.io/kube-apiserver-client`);
   }
   const req = dict(raw['requesters'], `${where}.requesters`, 'is required: a mapping { users: [...], groups: [...] } naming who may ask');

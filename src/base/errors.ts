@@ -75,6 +75,12 @@ export class ApprovalTimeoutError extends TlsbootError {}
 /** A certificate or a certificate request that does not parse (from disk, or from the API). */
 export class CertificateParseError extends TlsbootError {}
 
+/**
+ * A private key that does not parse, or is of a type tlsboot does not make: a file on disk that
+ * went bad, so a runtime failure (retried, and the agent makes a new key), not a usage error.
+ */
+export class PrivateKeyError extends TlsbootError {}
+
 /** A file could not be written (disk full, read-only, permissions); nothing half-written is left. */
 export class FileWriteError extends TlsbootError {}
 

@@ -5,12 +5,17 @@ import { ConfigError } from './errors.js';
 export type Random = () => number;
 
 /**
- * kubelet's retry schedule: 2, 4, 8, 16 s, each stretched by up to 10 %, then every 32 s.
- * `attempt` counts failures so far, from 1.
+ * The one backoff: base × 2^(attempt - 1), stretched by up to `jitter` (a fraction), never more
+ * than `capMs`. `attempt` counts failures so far, from 1.
  */
+export function backoffMs(attempt: number, o: { baseMs: number; capMs: number; jitter?: number; rand?: Random }): number {
+  const stretch = 1 + (o.jitter ?? 0) * (o.rand ?? Math.random)();
+  return Math.min(o.capMs, o.baseMs * 2 ** Math.min(attempt - 1, 30) * stretch);
+}
+
+/** kubelet's retry schedule: 2, 4, 8, 16 s, each stretched by up to 10 %, then every 32 s. */
 export function retryDelayMs(attempt: number, rand: Random = Math.random): number {
-  if (attempt <= 4) return 2000 * 2 ** (attempt - 1) * (1 + 0.1 * rand());
-  return 32_000;
+  return backoffMs(attempt, { baseMs: 2000, capMs: 32_000, jitter: 0.1, rand });
 }
 
 /** Node fires a setTimeout longer than 2^31-1 ms at once; and timers do not count suspend time. */

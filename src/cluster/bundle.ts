@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { renderBootstrapKubeconfig } from '../kube/kubeconfig.js';
+import { isNodeName } from '../kube/vocabulary.js';
 import { ConfigError } from '../base/errors.js';
 import { packageRoot } from '../base/version.js';
 import { writeFileAtomic } from '../base/fsutil.js';
@@ -32,7 +33,7 @@ const CONFIG: Record<BundleIdentity, { example: string; file: string; unit: stri
 };
 
 export async function writeBundle(b: BundleInput): Promise<string> {
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(b.node)) throw new ConfigError(`--node ${JSON.stringify(b.node)} is not a valid node name`);
+  if (!isNodeName(b.node)) throw new ConfigError(`--node ${JSON.stringify(b.node)} is not a valid node name`);
   const root = packageRoot();
   const tar = b.out.endsWith('.tar.gz') || b.out.endsWith('.tgz');
   const dir = tar ? await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-bundle-')) : b.out;

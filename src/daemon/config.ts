@@ -4,6 +4,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../base/errors.js';
+import { isLabel } from '../base/text.js';
 import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentityOverrides, type IdentitySettings } from '../node/identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
@@ -115,7 +116,7 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
   };
 
   const name = str('name');
-  if (!name || !/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)) {
+  if (!name || !isLabel(name)) {
     throw new ConfigError(`${where('name')} is required: lower-case letters, digits and '-'`);
   }
   const kubeconfig = filePath('kubeconfig');

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import type { HookSpec } from './config.js';
 import { errorMessage } from '../base/errors.js';
+import { backoffMs } from '../base/time.js';
 import type { Logger } from '../base/log.js';
 
 export interface HookEvent {
@@ -122,8 +123,7 @@ export class HookRunner {
       if (job.generation !== generation) return;
       job.failures++;
       job.lastError = errorMessage(err);
-      const base = this.opts.retryBaseMs ?? 2000;
-      const delay = Math.min(this.opts.retryMaxMs ?? 300_000, base * 2 ** (job.failures - 1)) * (1 + 0.1 * Math.random());
+      const delay = backoffMs(job.failures, { baseMs: this.opts.retryBaseMs ?? 2000, capMs: this.opts.retryMaxMs ?? 300_000, jitter: 0.1 });
       this.opts.log.warn(this.opts.retry === false ? 'hook failed' : 'hook failed; will retry', {
         hook: job.hook, identity: who, error: job.lastError, attempt: job.failures, ...(this.opts.retry === false ? {} : { retryInMs: Math.round(delay) }),
       });

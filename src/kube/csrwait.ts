@@ -6,6 +6,7 @@ import type { ApiClient } from './api.js';
 import type { CsrObject } from './csrtypes.js';
 import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from '../base/errors.js';
 import { approveHint } from './vocabulary.js';
+import { backoffMs } from '../base/time.js';
 import type { Logger } from '../base/log.js';
 
 export interface WaitOptions {
@@ -95,7 +96,7 @@ export async function waitForCertificate(api: ApiClient, initial: CsrObject, opt
         }
         if (!err.transient) throw err;
         failures++;
-        const delay = Math.min(30_000, 1000 * 2 ** Math.min(failures - 1, 5));
+        const delay = backoffMs(failures, { baseMs: 1000, capMs: 30_000 });
         opts.log.warn('lost the watch on the certificate signing request; retrying', { csr: name, error: err.message, retryInMs: delay });
         relist = true;
         await sleep(delay, undefined, { signal }).catch(() => undefined);

@@ -10,6 +10,16 @@ export const APISERVER_CLIENT_SIGNER = 'kubernetes.io/kube-apiserver-client';
 /** kubeadm's group for node bootstrap tokens; its bindings let it create and auto-approve node CSRs. */
 export const DEFAULT_BOOTSTRAP_GROUP = 'system:bootstrappers:kubeadm:default-node-token';
 
+/** A Node name (a DNS subdomain, as the Node object's name must be). */
+export function isNodeName(name: string): boolean {
+  return /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name) && name.length <= 253;
+}
+
+/** A signer name: a domain, a slash, a path (certificates.k8s.io validation). */
+export function isSignerName(name: string): boolean {
+  return /^[a-z0-9.-]+\/[A-Za-z0-9._\/-]+$/.test(name) && name.length <= 571;
+}
+
 /** Whether `token` has kubeadm's shape; the bootstrap-token authenticator ignores any other. */
 export function isBootstrapToken(token: string): boolean {
   return new RegExp(`^${BOOTSTRAP_TOKEN_SHAPE}$`).test(token);

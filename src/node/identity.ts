@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { ConfigError } from '../base/errors.js';
 import type { CsrTemplate } from '../pki/csr.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
-import { KNOWN_USAGES, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER } from '../kube/vocabulary.js';
+import { isNodeName, isSignerName, KNOWN_USAGES, KUBELET_CLIENT_SIGNER, KUBELET_SERVING_SIGNER } from '../kube/vocabulary.js';
 
 export interface Identity extends CsrTemplate {
   signerName: string;
@@ -53,7 +53,7 @@ export interface IdentityOverrides {
 }
 
 export function buildIdentity(nodeName: string, o: IdentityOverrides = {}): Identity {
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(nodeName) && !o.commonName) {
+  if (!isNodeName(nodeName) && !o.commonName) {
     throw new ConfigError(`--node-name ${JSON.stringify(nodeName)} is not a valid node name (lower-case letters, digits, '-' and '.')`);
   }
   const serving = o.signerName === KUBELET_SERVING_SIGNER;
@@ -81,7 +81,7 @@ const DNS_NAME = new RegExp(`^(\\*\\.)?${DNS_LABEL}(\\.${DNS_LABEL})*$`);
 
 /** Everything the API or the request builder would refuse later, refused before any key is made. */
 function validateIdentity(id: Identity): void {
-  if (!/^[a-z0-9.-]+\/[A-Za-z0-9._\/-]+$/.test(id.signerName) || id.signerName.length > 571) {
+  if (!isSignerName(id.signerName)) {
     throw new ConfigError(`--signer-name ${JSON.stringify(id.signerName)} must look like domain/path, e.g. ${KUBELET_CLIENT_SIGNER}`);
   }
   if (id.signerName === 'kubernetes.io/legacy-unknown') {

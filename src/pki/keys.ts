@@ -1,7 +1,7 @@
 // Private keys: generation, PEM encoding the way kubelet writes them, loading.
 import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ConfigError } from '../base/errors.js';
+import { PrivateKeyError } from '../base/errors.js';
 
 export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'] as const;
 export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
@@ -56,11 +56,11 @@ export function loadPrivateKey(pem: string, where: string): KeyPair {
   try {
     privateKey = createPrivateKey(pem);
   } catch {
-    throw new ConfigError(`${where}: not a readable private key; remove it to have a new one generated`);
+    throw new PrivateKeyError(`${where}: not a readable private key; remove it to have a new one generated`);
   }
   const algorithm = algorithmOf(privateKey);
   if (!algorithm) {
-    throw new ConfigError(`${where}: unsupported key type (${privateKey.asymmetricKeyType}); supported: ${KEY_ALGORITHMS.join(', ')}`);
+    throw new PrivateKeyError(`${where}: unsupported key type (${privateKey.asymmetricKeyType}); supported: ${KEY_ALGORITHMS.join(', ')}`);
   }
   return { algorithm, privateKey, publicKey: createPublicKey(privateKey) };
 }
