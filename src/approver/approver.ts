@@ -2,7 +2,6 @@
 // the pending ones, through the approval subresource. Writes are conditional on the
 // resourceVersion read, so several approvers (one per control-plane node) can run at once:
 // the loser of a race gets 409, reads the CSR again and finds it decided.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type ApiClient } from '../kube/api.js';
 import { withDecision, type CsrObject } from '../kube/csrtypes.js';
 import { parseCsrPem, type ParsedCsr } from '../pki/csr.js';
@@ -11,6 +10,7 @@ import type { Logger } from '../base/log.js';
 import type { ApproverMetrics } from './metrics.js';
 import { decide, policySigners, type Decision, type Policy } from './policy.js';
 import { retryDelayMs } from '../base/time.js';
+import { listWatch } from '../kube/listwatch.js';
 
 export interface ApproverOptions {
   log: Logger;
@@ -74,35 +74,34 @@ export class Approver {
 
   /** List, then watch from the list's resourceVersion, until the signal aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    let rv = '';
-    let failures = 0;
+    const source = {
+      list: (sig: AbortSignal) => this.api.listCsrs(sig),
+      watch: (rv: string, sig: AbortSignal) => this.api.watchCsrs(rv, sig, this.opts.watchTimeoutSeconds),
+    };
     try {
-      while (!signal.aborted) {
-        const relist = this.relist.signal;
-        const watchSignal = AbortSignal.any([signal, relist]);
-        try {
-          if (!rv) {
-            const list = await this.api.listCsrs(signal);
-            for (const csr of list.items) await this.handle(csr, signal);
-            rv = list.resourceVersion;
-            failures = 0;
-            this.markSynced();
-          }
-          rv = await this.follow(rv, watchSignal);
-        } catch (err) {
-          if (signal.aborted) return;
-          rv = '';
-          if (!relist.aborted) {
-            failures++;
-            this.error('watching CSRs failed; listing again', err);
-            await sleep(retryDelayMs(failures), undefined, { signal }).catch(() => undefined);
-          }
-        }
-        if (relist.aborted) {
-          this.relist = new AbortController();
-          rv = '';
-        }
-      }
+      await listWatch<never>(source, {
+        object: async (csr) => {
+          await this.handle(csr, signal);
+          return undefined;
+        },
+        deleted: (csr) => {
+          this.forget(csr);
+          return undefined;
+        },
+        listed: () => this.markSynced(),
+        gone: () => this.opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again'),
+        failed: (err, failures) => {
+          this.error('watching CSRs failed; listing again', err);
+          return retryDelayMs(failures);
+        },
+      }, {
+        signal,
+        // A new policy (setPolicy) aborts the current one: list again at once.
+        relist: () => {
+          if (this.relist.signal.aborted) this.relist = new AbortController();
+          return this.relist.signal;
+        },
+      });
     } finally {
       this.stopRetries();
     }
@@ -111,23 +110,6 @@ export class Approver {
   private stopRetries(): void {
     for (const t of this.retries.values()) clearTimeout(t);
     this.retries.clear();
-  }
-
-  /** One watch stream; returns the resourceVersion to go on from ('' to list again). */
-  private async follow(rv: string, signal: AbortSignal): Promise<string> {
-    for await (const ev of this.api.watchCsrs(rv, signal, this.opts.watchTimeoutSeconds)) {
-      if (ev.type === 'ERROR') {
-        if (ev.object.code === 410) {
-          this.opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again');
-          return '';
-        }
-        throw new ApiError(`watch of CSRs: ${ev.object.code ?? ''} ${ev.object.message ?? ev.object.reason ?? ''}`.trim(), ev.object.code ?? 0);
-      }
-      rv = ev.object.metadata.resourceVersion ?? rv;
-      if (ev.type === 'DELETED') this.forget(ev.object);
-      else if (ev.type !== 'BOOKMARK') await this.handle(ev.object, signal);
-    }
-    return signal.aborted ? '' : rv;
   }
 
   private markSynced(): void {

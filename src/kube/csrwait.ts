@@ -1,10 +1,10 @@
 // Waiting for a CSR to be approved and issued: watch it by name from a known resourceVersion,
 // re-watch when the server ends the stream, re-list after 410 Gone or a broken connection.
 // No polling: between events we only block on the watch.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ApiClient } from './api.js';
 import type { CsrObject } from './csrtypes.js';
 import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from '../base/errors.js';
+import { listWatch } from './listwatch.js';
 import { approveHint } from './vocabulary.js';
 import { backoffMs } from '../base/time.js';
 import type { Logger } from '../base/log.js';
@@ -55,54 +55,36 @@ export async function waitForCertificate(api: ApiClient, initial: CsrObject, opt
   if (first !== undefined) return first;
   sayPhase();
   const ticker = setInterval(sayPhase, opts.pendingLogIntervalMs ?? 60_000);
-  let rv = initial.metadata.resourceVersion ?? '';
-  let relist = false;
-  let failures = 0;
   try {
-    for (;;) {
-      try {
-        if (relist) {
-          const list = await api.listCsrByName(name, signal);
-          const obj = list.items[0];
-          if (!obj) throw new CsrGoneError(name, 'was deleted');
-          const cert = settle(obj);
-          if (cert !== undefined) return cert;
-          rv = list.resourceVersion;
-          relist = false;
-        }
-        for await (const ev of api.watchCsr(name, rv, signal, opts.watchTimeoutSeconds)) {
-          failures = 0;
-          if (ev.type === 'ERROR') {
-            if (ev.object.code === 410) {
-              opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again', { csr: name });
-              relist = true;
-              break;
-            }
-            throw new ApiError(`watch of ${name}: ${ev.object.code ?? ''} ${ev.object.message ?? ev.object.reason ?? ''}`.trim(), ev.object.code ?? 0);
-          }
-          rv = ev.object.metadata.resourceVersion ?? rv;
-          if (ev.type === 'BOOKMARK') continue;
-          if (ev.type === 'DELETED') throw new CsrGoneError(name, 'was deleted');
-          const cert = settle(ev.object);
-          if (cert !== undefined) return cert;
-        }
-        opts.log.debug(3, 'watch ended; watching again', { csr: name, resourceVersion: rv });
-      } catch (err) {
-        if (signal.aborted) break;
+    const source = {
+      list: (sig: AbortSignal) => api.listCsrByName(name, sig),
+      watch: (rv: string, sig: AbortSignal) => api.watchCsr(name, rv, sig, opts.watchTimeoutSeconds),
+    };
+    const chain = await listWatch(source, {
+      object: settle,
+      deleted: () => {
+        throw new CsrGoneError(name, 'was deleted');
+      },
+      listed: (list) => {
+        if (list.items.length === 0) throw new CsrGoneError(name, 'was deleted');
+      },
+      ended: (resourceVersion) => opts.log.debug(3, 'watch ended; watching again', { csr: name, resourceVersion }),
+      gone: () => opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again', { csr: name }),
+      failed: (err, failures) => {
         if (!(err instanceof ApiError)) throw err;
         if (err.status === 410) {
-          relist = true;
-          continue;
+          opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again', { csr: name });
+          return 0;
         }
         if (!err.transient) throw err;
-        failures++;
         const delay = backoffMs(failures, { baseMs: 1000, capMs: 30_000 });
         opts.log.warn('lost the watch on the certificate signing request; retrying', { csr: name, error: err.message, retryInMs: delay });
-        relist = true;
-        await sleep(delay, undefined, { signal }).catch(() => undefined);
-      }
-      if (signal.aborted) break;
-    }
+        return delay;
+      },
+    }, { signal, from: initial.metadata.resourceVersion ?? '' });
+    if (chain !== undefined) return chain;
+  } catch (err) {
+    if (!signal.aborted) throw err;
   } finally {
     clearInterval(ticker);
   }
