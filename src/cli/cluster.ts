@@ -12,7 +12,7 @@ import type { Io } from './io.js';
 import { kubeconfigBootstrap } from './kubeconfig.js';
 import { tokenCreate, tokenDelete, tokenList } from './token.js';
 
-/** Register the commands; `done` receives each handler's exit code. */
+/** Register the cluster-side commands; `run` is given each handler and keeps its exit code. */
 export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCodeValue>) => Promise<void>): Argv {
   const wrap = <A>(h: Handler<A>) => (a: unknown): Promise<void> => run(() => guard(() => h(a as A, io), io));
   return y

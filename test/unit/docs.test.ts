@@ -31,3 +31,16 @@ t.test('the README\'s approval policy is the shipped example, and it loads', asy
   const shipped = await loadPolicy(path.join(ROOT, 'examples', 'approver', 'policy.yaml'));
   t.same(fromReadme.rules, shipped.rules);
 });
+
+t.test('the README\'s layout names every module of src/, in its folder', async (t) => {
+  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const block = /Layout:[\s\S]*?```\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+  const lines = new Map(block.split('\n').filter(Boolean).map((l) => [l.split(/\s+/)[0]!, l] as const));
+  for (const dir of (await fs.readdir(path.join(ROOT, 'src'), { withFileTypes: true })).filter((d) => d.isDirectory())) {
+    const line = lines.get(`src/${dir.name}/`);
+    t.ok(line, `src/${dir.name}/ has a line`);
+    for (const f of (await fs.readdir(path.join(ROOT, 'src', dir.name))).filter((f) => f.endsWith('.ts'))) {
+      t.match(line ?? '', new RegExp(`\\b${f.slice(0, -3)}\\b`), `src/${dir.name}/${f} is named`);
+    }
+  }
+});
