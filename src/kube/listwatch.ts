@@ -2,6 +2,7 @@
 // agent's wait on one CSR and the approver's watch on all of them. Watch from a resourceVersion;
 // when the server ends the stream, watch again from the last one seen; after 410 Gone or a
 // broken stream, list again and go on from the list's resourceVersion.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiError } from '../base/errors.js';
 import type { CsrList, CsrObject, WatchEvent } from './csrtypes.js';
 
@@ -62,13 +63,7 @@ export async function listWatch<T>(
       relist = true;
       if (again?.aborted) continue;
       const delay = handler.failed(err, ++count.failures);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        opts.signal.addEventListener('abort', () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
+      await sleep(delay, undefined, { signal: opts.signal }).catch(() => undefined);
     }
   }
   return undefined;
