@@ -21,15 +21,15 @@ function tmpName(name: string): string {
 
 /**
  * Remove the temporary files that a process killed in the middle of writeFileAtomic or
- * replaceSymlink left in `dir`, for files whose names start with `prefix`. Only for a process's
- * start: a write of its own in flight would lose its temporary file.
+ * replaceSymlink left in `dir`, for the files `ours` says are ours (another identity may share
+ * the folder). Only for a process's start: a write of its own in flight would lose its file.
  */
-export async function removeLeftovers(dir: string, prefix: string): Promise<string[]> {
+export async function removeLeftovers(dir: string, ours: (name: string) => boolean): Promise<string[]> {
   const pattern = /^\.(.+)\.tmp-[0-9a-f]{12}$/;
   const removed: string[] = [];
   for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
     const base = pattern.exec(name)?.[1];
-    if (base === undefined || !base.startsWith(prefix)) continue;
+    if (base === undefined || !ours(base)) continue;
     await fs.rm(path.join(dir, name), { force: true });
     removed.push(name);
   }

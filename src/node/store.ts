@@ -68,11 +68,17 @@ export class CertStore {
     this.log.info('wrote kubeconfig', { path: file });
   }
 
+  /** Whether `name` is one of this store's files (tlsboot's state file included). */
+  private owns(name: string): boolean {
+    const p = escapeRegExp(this.prefix);
+    return new RegExp(`^${p}(-\\d{4}(-\\d{2}){5}\\.pem|-current\\.pem|-updated\\.pem|\\.key\\.tmp|\\.state\\.json)$`).test(name);
+  }
+
   /** What a kill -9 in the middle of a write left behind (found by the fault suite); at start only. */
   async removeLeftovers(kubeconfig: string): Promise<void> {
     const removed = [
-      ...(await removeLeftovers(this.dir, this.prefix)),
-      ...(await removeLeftovers(path.dirname(path.resolve(kubeconfig)), path.basename(kubeconfig))),
+      ...(await removeLeftovers(this.dir, (name) => this.owns(name))),
+      ...(await removeLeftovers(path.dirname(path.resolve(kubeconfig)), (name) => name === path.basename(kubeconfig))),
     ];
     if (removed.length > 0) this.log.info('removed temporary files an interrupted write left behind', { files: removed.join(',') });
   }
