@@ -68,20 +68,29 @@ export class ControlPlane {
     const binDir = opts.binDir ?? process.env['TLSBOOT_CONTROLPLANE_BIN'] ?? (await buildBinaries());
     const attach = process.env['TLSBOOT_E2E_KUBECONFIG'];
     if (attach) return ControlPlane.attach(attach, binDir, opts);
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-cp-'));
-    const ports = { etcd: await freePort(), peer: await freePort(), apiserver: await freePort(), kcm: await freePort() };
-    const cp = new ControlPlane(dir, binDir, ports, opts);
-    try {
-      await cp.makePki();
-      await cp.startEtcd();
-      await cp.startApiserver();
-      if (!opts.bare) await cp.applyBootstrapRbac();
-      await cp.startControllerManager();
-    } catch (err) {
-      await cp.stop({ keepLogs: true });
-      throw new Error(`control plane did not start (logs in ${dir}): ${(err as Error).message}`);
+    // Another test file's control plane (tap runs two at once) or an outgoing connection can take
+    // a port between the check and the bind: then start again on other ports.
+    for (let attempt = 1; ; attempt++) {
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-cp-'));
+      const ports = { etcd: await freePort(), peer: await freePort(), apiserver: await freePort(), kcm: await freePort() };
+      const cp = new ControlPlane(dir, binDir, ports, opts);
+      try {
+        await cp.makePki();
+        await cp.startEtcd();
+        await cp.startApiserver();
+        if (!opts.bare) await cp.applyBootstrapRbac();
+        await cp.startControllerManager();
+        return cp;
+      } catch (err) {
+        const inUse = /address already in use/.test((err as Error).message);
+        await cp.stop({ keepLogs: !inUse || attempt >= 3 });
+        if (inUse && attempt < 3) {
+          opts.log?.(`a port was taken while starting; starting again (${(err as Error).message.slice(0, 120)})`);
+          continue;
+        }
+        throw new Error(`control plane did not start (logs in ${dir}): ${(err as Error).message}`);
+      }
     }
-    return cp;
   }
 
   private static async attach(kubeconfig: string, binDir: string, opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -413,13 +422,20 @@ async function buildBinaries(): Promise<string> {
 export const FUTURE_SNI = 'future.clock.test';
 
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  // Below the kernel's ephemeral range (32768-60999 by default), which outgoing connections and
+  // listen(0) draw from: a port picked there can be taken again before the server binds it.
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canBind(port)) return port;
+  }
+  throw new Error('no free port found between 20000 and 32000');
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
 
