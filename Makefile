@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all build deps setup setup-demo test typecheck demo controlplane bench clean e2e-kind fuzz faults
+.PHONY: all build deps setup setup-demo setup-package test typecheck demo controlplane bench clean e2e-kind fuzz faults package
 
 # Go 1.26 ships in /usr/local/go on this kind of machine; Debian's Go is too old for Kubernetes 1.36.
 export PATH := /usr/local/go/bin:$(PATH)
@@ -22,6 +22,9 @@ setup:
 setup-demo:
 	test/setup.sh demo
 
+setup-package:
+	test/setup.sh package
+
 build: $(NODE_MODULES)
 	npx tsc -p tsconfig.json
 	chmod +x dist/src/main.js
@@ -34,10 +37,26 @@ typecheck: $(NODE_MODULES)
 controlplane: setup-demo
 	test/controlplane/build.sh
 
-# The whole suite: type check, unit and fake-server tests, and the end-to-end suite against the
-# real control plane (built first if the cache is cold).
-test: setup build controlplane
+# The single executables (Node 24 inside, V8 start-up snapshot) and the .debs, for amd64 and
+# arm64, into dist/ (packaging/); lintian checks the .debs. About 2 min.
+VERSION := $(shell node -p "require('./package.json').version" 2>/dev/null)
+package: setup-package build
+	packaging/sea.sh x64
+	packaging/sea.sh arm64
+	packaging/deb.sh amd64
+	packaging/deb.sh arm64
+	lintian --fail-on error,warning dist/tlsboot_$(VERSION)_amd64.deb dist/tlsboot_$(VERSION)_arm64.deb 2>&1 | grep -v 'running with root privileges'; exit $${PIPESTATUS[0]}
+
+# The end-to-end files that run a second time against the executable (TLSBOOT_BIN).
+E2E_PACKAGED := test/e2e/bootstrap.e2e.test.ts test/e2e/rotation.e2e.test.ts test/e2e/workloads.e2e.test.ts
+
+# The whole suite: type check, unit and fake-server tests, the end-to-end suite against the real
+# control plane (built first if the cache is cold), the packages (test/package), and the
+# bootstrap, rotation and daemon/hook end-to-end files again against the executable.
+test: setup build controlplane package
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" npx tap --timeout=900
+	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" TLSBOOT_BIN=dist/tlsboot-$(VERSION)-linux-$$(node -p process.arch) \
+	  npx tap --timeout=900 --disable-coverage $(E2E_PACKAGED)
 
 # The fault suite alone (test/faults: the real control plane stopped, killed, its disk full, its
 # clock off); `make test` runs it too.

@@ -4,11 +4,12 @@
 # missing Debian packages (one `apt-get update`, one `apt-get install`), otherwise it prints the
 # one command to run and exits 2 before any test starts.
 #
-#   test/setup.sh demo    what `make demo` and `make bench` need
-#   test/setup.sh test    what the whole suite needs (the default)
+#   test/setup.sh demo     what `make demo` and `make bench` need
+#   test/setup.sh package  what `make package` needs (the executables and .debs)
+#   test/setup.sh test     what the whole suite needs (the default; it builds the packages too)
 set -euo pipefail
 profile=${1:-test}
-case "$profile" in demo|test) ;; *) echo "setup: usage: test/setup.sh [demo|test]" >&2; exit 2 ;; esac
+case "$profile" in demo|package|test) ;; *) echo "setup: usage: test/setup.sh [demo|package|test]" >&2; exit 2 ;; esac
 
 # Go 1.26 is the machine's (Debian's Go is too old for Kubernetes 1.36): /usr/local/go/bin when
 # it is not on PATH.
@@ -39,7 +40,18 @@ fi
 want openssl openssl
 want make make
 want git git
+if [ "$profile" = package ] || [ "$profile" = test ]; then
+  want dpkg-deb dpkg
+  want strip binutils
+  want aarch64-linux-gnu-strip binutils-aarch64-linux-gnu
+  want qemu-aarch64-static qemu-user-static      # the arm64 snapshot is built, and tested, under qemu-user
+  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
+  [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || missing+=(libstdc++6-arm64-cross)
+  want lintian lintian
+  want xz xz-utils
+fi
 if [ "$profile" = test ]; then
+  want unshare util-linux        # the executable runs under a host name of the test's own
   want systemd-analyze systemd   # the units are verified
   want systemd-notify systemd    # sd_notify
   want python3 python3           # a real AF_UNIX datagram listener for sd_notify

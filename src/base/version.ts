@@ -19,8 +19,11 @@ function findPackage(): { root: string; version: string } | undefined {
   return undefined;
 }
 
-const found = findPackage();
-export const VERSION = found?.version ?? '0.0.0-unknown';
+/** Set by the single executable's bundler (make package), which has no package.json beside it. */
+declare const TLSBOOT_BUNDLED_VERSION: string | undefined;
+const bundled = typeof TLSBOOT_BUNDLED_VERSION === 'string' ? TLSBOOT_BUNDLED_VERSION : undefined;
+const found = bundled === undefined ? findPackage() : undefined;
+export const VERSION = bundled ?? found?.version ?? '0.0.0-unknown';
 export const USER_AGENT = `tlsboot/v${VERSION} (${process.platform}/${process.arch}) node/${process.version}`;
 
 /** The package root (systemd/ and examples/ ship in the npm package). */

@@ -94,7 +94,7 @@ export async function main(argv: string[], io: Io = processIo, env: NodeJS.Proce
     .command('doctor', 'find out why bootstrap or rotation does not work, with the fix', doctorOptions, act(doctorCommand))
     .command('approve', 'approve and deny CSRs by a policy file (for signers the controller-manager does not approve)', approveOptions, act(approveCommand))
     .command('version', 'print the version', {}, () => {
-      io.stdout(`tlsboot v${VERSION}\n`);
+      io.stdout(`tlsboot v${VERSION} (node ${process.version}, ${process.platform}/${process.arch})\n`);
     });
   clusterCommands(parser, io, async (h) => {
     if (!failed) code = await h();

@@ -21,7 +21,7 @@ export interface RunArgs {
   systemctl?: string;
   'bootstrap-kubeconfig'?: string;
   'cert-dir': string;
-  'node-name': string;
+  'node-name'?: string;
   'signer-name'?: string;
   'common-name'?: string;
   organization?: string[];
@@ -45,7 +45,9 @@ export const RUN_OPTIONS: Record<string, Options> = {
   kubeconfig: { type: 'string', describe: 'kubeconfig to write (and use once it holds a valid certificate)' },
   'bootstrap-kubeconfig': { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' },
   'cert-dir': { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' },
-  'node-name': { type: 'string', default: os.hostname().toLowerCase(), defaultDescription: 'host name, lower-cased', describe: 'node name: identity system:node:<name>' },
+  // No default here: the host name is read when the command runs, not when the module loads (the
+  // executable's start-up snapshot is made on the build machine).
+  'node-name': { type: 'string', describe: 'node name: identity system:node:<name> (default: the host name, lower-cased)' },
   'signer-name': { type: 'string', describe: 'CSR signerName (default kubernetes.io/kube-apiserver-client-kubelet)' },
   'common-name': { type: 'string', describe: 'subject CN (default system:node:<node-name>)' },
   organization: { type: 'string', array: true, describe: 'subject O, repeatable (default system:nodes)' },
@@ -123,7 +125,7 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
   }
   if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required (or --config FILE for several identities)');
   if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
-  const identity = buildIdentity(a['node-name'], overridesFrom(a));
+  const identity = buildIdentity(a['node-name'] ?? os.hostname().toLowerCase(), overridesFrom(a));
   const one: IdentityConfig = {
     name: identity.filePrefix,
     kubeconfig: a.kubeconfig,

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { renderBootstrapKubeconfig } from '../kube/kubeconfig.js';
 import { isNodeName } from '../kube/vocabulary.js';
 import { ConfigError } from '../base/errors.js';
-import { packageRoot } from '../base/version.js';
+import { readShipped } from '../base/shipped.js';
 import { writeFileAtomic } from '../base/fsutil.js';
 
 const run = promisify(execFile);
@@ -34,7 +34,6 @@ const CONFIG: Record<BundleIdentity, { example: string; file: string; unit: stri
 
 export async function writeBundle(b: BundleInput): Promise<string> {
   if (!isNodeName(b.node)) throw new ConfigError(`--node ${JSON.stringify(b.node)} is not a valid node name`);
-  const root = packageRoot();
   const tar = b.out.endsWith('.tar.gz') || b.out.endsWith('.tgz');
   const dir = tar ? await fs.mkdtemp(path.join(os.tmpdir(), 'tlsboot-bundle-')) : b.out;
   try {
@@ -43,13 +42,13 @@ export async function writeBundle(b: BundleInput): Promise<string> {
     // No token inside: it travels as its own 0600 file, for LoadCredential=.
     await put('etc/tlsboot/bootstrap.kubeconfig', renderBootstrapKubeconfig({ server: b.server, caPem: b.caPem }), 0o600);
     await put('etc/tlsboot/bootstrap-token', b.token + '\n', 0o600);
-    const config = (await fs.readFile(path.join(root, c.example), 'utf8')).replace(/nodeName: \S+/, `nodeName: ${b.node}`);
+    const config = (await readShipped(c.example)).replace(/nodeName: \S+/, `nodeName: ${b.node}`);
     const withNode = b.identity === 'kubelet' ? config.replace(/(certDir: .*\n)/, `$1    nodeName: ${b.node}\n`) : config;
     await put(`etc/tlsboot/${c.file}`, withNode, 0o644);
-    await put(`etc/systemd/system/${c.unit}`, await fs.readFile(path.join(root, 'systemd', c.unit), 'utf8'), 0o644);
+    await put(`etc/systemd/system/${c.unit}`, await readShipped(`systemd/${c.unit}`), 0o644);
     for (const d of c.dropIns) {
       const unitDir = path.basename(path.dirname(d));
-      await put(`etc/systemd/system/${unitDir}/${path.basename(d)}`, await fs.readFile(path.join(root, d), 'utf8'), 0o644);
+      await put(`etc/systemd/system/${unitDir}/${path.basename(d)}`, await readShipped(d), 0o644);
     }
     const service = b.identity === 'kubelet' ? 'tlsboot.service' : `tlsboot@${b.identity}.service`;
     await put('install.sh', installScript(service, b.identity), 0o755);

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { readKubeconfig } from '../../src/kube/kubeconfig.js';
-import { CLI } from '../support/paths.js';
+import { tlsbootCommand } from '../support/paths.js';
 
 const run = promisify(execFile);
 
@@ -102,7 +102,8 @@ export class ControlPlane {
     await fs.writeFile(cp.caPath, config.caPem);
     // The suite's tokens are in kubeadm's default group; a cluster whose own bindings name other
     // groups would answer 403 at the first bootstrap. tlsboot's own rbac command is idempotent.
-    await run(process.execPath, [CLI, 'cluster', 'rbac', '--kubeconfig', kubeconfig]);
+    const rbac = tlsbootCommand(['cluster', 'rbac', '--kubeconfig', kubeconfig]);
+    await run(rbac.file, rbac.args);
     return cp;
   }
 

@@ -5,7 +5,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { main } from '../../src/cli/cli.js';
-import { CLI, ROOT } from './paths.js';
+import { CLI, ROOT, tlsbootCommand } from './paths.js';
 export { CLI, ROOT } from './paths.js';
 
 interface Teardown {
@@ -33,7 +33,9 @@ export async function runInProcess(args: string[]): Promise<CliResult> {
 }
 
 function requireBuilt(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "make build" first`);
+  const { file } = tlsbootCommand([]);
+  if (file === process.execPath && !existsSync(CLI)) throw new Error(`${CLI} is missing: run "make build" first`);
+  if (!existsSync(file)) throw new Error(`TLSBOOT_BIN=${file} is missing: run "make package" first`);
 }
 
 /** A running `tlsboot` child process with its combined output. */
@@ -47,7 +49,8 @@ export class CliProcess {
 
   constructor(args: string[], env: Record<string, string> = {}) {
     requireBuilt();
-    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cmd = tlsbootCommand(args);
+    this.child = spawn(cmd.file, cmd.args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout?.on('data', (d: Buffer) => {
       this.output += d.toString();
       this.stdout += d.toString();

@@ -9,13 +9,13 @@ import { ROOT, runCli, runInProcess, tempDir } from '../support/helpers.js';
 t.test('the built executable knows its version (package.json found from dist/src/base)', async (t) => {
   const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
   const r = await runCli(['version']);
-  t.equal(r.stdout, `tlsboot v${pkg.version}\n`);
+  t.equal(r.stdout, `tlsboot v${pkg.version} (node ${process.version}, ${process.platform}/${process.arch})\n`);
 });
 
 t.test('version and help', async (t) => {
   const v = await runInProcess(['version']);
   t.equal(v.code, 0);
-  t.match(v.stdout, /^tlsboot v\d+\.\d+\.\d+\n$/);
+  t.match(v.stdout, /^tlsboot v\d+\.\d+\.\d+ \(node v\d+\.\d+\.\d+, linux\/\w+\)\n$/);
   const h = await runInProcess(['run', '--help']);
   t.equal(h.code, 0);
   t.match(h.stdout, /--bootstrap-kubeconfig/);
