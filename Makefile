@@ -71,7 +71,7 @@ fuzz: build
 demo: setup-demo build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/test/demo.js
 
-bench: setup-demo build controlplane
+bench: setup-demo package controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/bench/bootstrap.js
 
 clean:

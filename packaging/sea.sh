@@ -29,7 +29,7 @@ npx esbuild src/sea.ts --bundle --platform=node --format=cjs --target=node24 \
   --define:TLSBOOT_BUNDLED_VERSION="\"$version\"" \
   --define:import.meta.url=TLSBOOT_IMPORT_META_URL \
   --banner:js='var TLSBOOT_IMPORT_META_URL = require("node:url").pathToFileURL(process.execPath).href;' \
-  --legal-comments=none --log-level=warning --log-override:empty-import-meta=silent \
+  --minify-whitespace --minify-syntax --legal-comments=none --log-level=warning --log-override:empty-import-meta=silent \
   --outfile="$work/tlsboot.cjs"
 
 # The shipped files (units, drop-ins, examples) go in as assets, for `tlsboot bundle`.

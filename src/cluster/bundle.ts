@@ -70,7 +70,7 @@ function installScript(service: string, identity: BundleIdentity): string {
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 dest="\${DESTDIR:-}"
-command -v tlsboot >/dev/null 2>&1 || [ -n "$dest" ] || { echo "install.sh: install tlsboot first (npm install -g tlsboot)" >&2; exit 1; }
+command -v tlsboot >/dev/null 2>&1 || [ -n "$dest" ] || { echo "install.sh: install tlsboot first (dpkg -i tlsboot_<version>_<arch>.deb, or the executable as /usr/bin/tlsboot)" >&2; exit 1; }
 cd "$here"
 find etc -type d | while read -r d; do mkdir -p "$dest/$d"; done
 find etc -type f | while read -r f; do cp -p "$f" "$dest/$f"; done
