@@ -92,7 +92,7 @@ export class Approver {
         gone: () => this.opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again'),
         failed: (err, failures) => {
           this.error('watching CSRs failed; listing again', err);
-          return retryDelayMs(failures);
+          return retryDelayMs(failures, Math.random, err instanceof ApiError ? err.retryAfterMs : 0);
         },
       }, {
         signal,

@@ -36,11 +36,14 @@ export class ApiError extends TlsbootError {
   readonly reason: string;
   /** The server may answer differently if asked again later (down, overloaded, cut off). */
   readonly transient: boolean;
-  constructor(message: string, status: number, reason = '', transient?: boolean) {
+  /** How long the server asked us to wait (Retry-After on 429 and 503), in ms; 0 when it did not say. */
+  readonly retryAfterMs: number;
+  constructor(message: string, status: number, reason = '', transient?: boolean, retryAfterMs = 0) {
     super(message);
     this.status = status;
     this.reason = reason;
     this.transient = transient ?? (status === 0 || status === 429 || status >= 500);
+    this.retryAfterMs = retryAfterMs;
   }
 }
 

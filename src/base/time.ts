@@ -13,9 +13,21 @@ export function backoffMs(attempt: number, o: { baseMs: number; capMs: number; j
   return Math.min(o.capMs, o.baseMs * 2 ** Math.min(attempt - 1, 30) * stretch);
 }
 
-/** kubelet's retry schedule: 2, 4, 8, 16 s, each stretched by up to 10 %, then every 32 s. */
-export function retryDelayMs(attempt: number, rand: Random = Math.random): number {
-  return backoffMs(attempt, { baseMs: 2000, capMs: 32_000, jitter: 0.1, rand });
+/** The bound of the retry delays: kubelet's 32 s. */
+export const RETRY_CAP_MS = 32_000;
+/** The longest Retry-After honoured, so that a broken proxy cannot park a node for a day. */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
+
+/**
+ * The retry delay after `attempt` failures (from 1), with full jitter: uniform in
+ * [0, min(32 s, 2 s × 2^attempt)). Its mean is kubelet's 2, 4, 8, 16 s for the first four
+ * retries, then 16 s, never more than kubelet's 32 s cap. A fleet that failed together (an
+ * outage) thus spreads its next tries over the whole interval instead of retrying in lockstep.
+ * A server's Retry-After (429, 503) is waited out first: delay = Retry-After + the same jitter.
+ */
+export function retryDelayMs(attempt: number, rand: Random = Math.random, retryAfterMs = 0): number {
+  const bound = Math.min(RETRY_CAP_MS, 2000 * 2 ** Math.min(Math.max(attempt, 1), 30));
+  return Math.min(retryAfterMs, MAX_RETRY_AFTER_MS) + rand() * bound;
 }
 
 /** Node fires a setTimeout longer than 2^31-1 ms at once; and timers do not count suspend time. */

@@ -18,6 +18,7 @@ export interface RunArgs {
   config?: string;
   kubeconfig?: string;
   'metrics-address'?: string;
+  'api-concurrency'?: number;
   systemctl?: string;
   'bootstrap-kubeconfig'?: string;
   'cert-dir': string;
@@ -64,6 +65,7 @@ export const RUN_OPTIONS: Record<string, Options> = {
   'allow-insecure-bootstrap': { type: 'boolean', default: false, describe: 'accept insecure-skip-tls-verify in the bootstrap kubeconfig' },
   'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
   v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
+  'api-concurrency': { type: 'number', describe: 'requests in flight per API server, all identities together (default 8; watches not counted)' },
   'metrics-address': { type: 'string', describe: 'serve /metrics, /healthz, /readyz on host:port (e.g. 127.0.0.1:9717)' },
   systemctl: { type: 'string', describe: 'the systemctl that reloadUnit hooks run (default: systemctl from PATH)' },
 };
@@ -119,9 +121,7 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
   if (a.config) {
     if (a.kubeconfig) throw new ConfigError('give either --config or --kubeconfig (with the other single-identity flags), not both');
     const { loadConfig } = await import('../daemon/config.js');
-    const cfg = await loadConfig(a.config);
-    if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
-    return cfg;
+    return withProcessFlags(await loadConfig(a.config), a);
   }
   if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required (or --config FILE for several identities)');
   if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
@@ -138,7 +138,15 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
     hooks: [],
   };
   if (a['bootstrap-kubeconfig']) one.bootstrapKubeconfig = a['bootstrap-kubeconfig'];
-  const cfg: DaemonConfig = { identities: [one] };
+  return withProcessFlags({ identities: [one] }, a);
+}
+
+/** The flags that apply to the whole process, over what a config file says. */
+async function withProcessFlags(cfg: DaemonConfig, a: RunArgs): Promise<DaemonConfig> {
   if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
+  if (a['api-concurrency'] !== undefined) {
+    const { apiConcurrency } = await import('../daemon/config.js');
+    cfg.apiConcurrency = apiConcurrency(a['api-concurrency'], '--api-concurrency');
+  }
   return cfg;
 }

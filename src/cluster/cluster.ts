@@ -229,7 +229,7 @@ export async function adminClient(file: string): Promise<{ api: ApiClient; serve
     ? { kind: 'certificate' as const, certPem: config.clientCertificate.certPem, keyPem: config.clientCertificate.keyPem }
     : config.token ? { kind: 'token' as const, token: config.token } : undefined;
   if (!credentials) throw new ConfigError(`${file}: the current user has no client certificate or token`);
-  const out: { api: ApiClient; server: string; caPem?: string; tlsServerName?: string } = { api: clientFor(config, credentials, USER_AGENT), server: config.server };
+  const out: { api: ApiClient; server: string; caPem?: string; tlsServerName?: string } = { api: clientFor(config, credentials, { userAgent: USER_AGENT }), server: config.server };
   if (config.caPem) out.caPem = config.caPem;
   if (config.tlsServerName) out.tlsServerName = config.tlsServerName;
   return out;

@@ -42,6 +42,8 @@ export interface DaemonConfig {
   file?: string;
   identities: IdentityConfig[];
   metrics?: { address: string };
+  /** Requests in flight per API server, for all identities together (default 8). */
+  apiConcurrency?: number;
 }
 
 const IDENTITY_KEYS = new Set([
@@ -63,7 +65,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
 
 export function parseConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const top = dict(doc, `${file}`, 'the config file must be a mapping with "identities"');
-  onlyKeys(top, new Set(['identities', 'metrics']), file);
+  onlyKeys(top, new Set(['identities', 'metrics', 'apiConcurrency']), file);
   const list = top['identities'];
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError(`${file}: identities must be a non-empty list`);
   const dir = path.dirname(path.resolve(file));
@@ -88,7 +90,14 @@ export function parseConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv =
     }
     cfg.metrics = { address };
   }
+  if (top['apiConcurrency'] !== undefined) cfg.apiConcurrency = apiConcurrency(top['apiConcurrency'], `${file}: apiConcurrency`);
   return cfg;
+}
+
+/** A request concurrency: a whole number from 1 to 1000. */
+export function apiConcurrency(v: unknown, where: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) throw new ConfigError(`${where} must be a whole number from 1 to 1000 (requests in flight per API server; default 8)`);
+  return v;
 }
 
 function parseIdentity(entry: unknown, index: number, file: string, dir: string, env: NodeJS.ProcessEnv): IdentityConfig {

@@ -2,6 +2,8 @@
 // metrics and a state file per identity (for `tlsboot status`). Readiness means every identity
 // has a valid certificate on disk. SIGHUP (or an edit of the config file) reloads; an invalid
 // config keeps the old one running. Outputs changed or deleted by hand are restored.
+import { DEFAULT_API_CONCURRENCY, RequestLimiter } from '../kube/limiter.js';
+import { FailureLog } from '../node/failures.js';
 import { ExitCode, TlsbootError, errorMessage, errorReason, worstExitCode, type ExitCodeValue } from '../base/errors.js';
 import { prefixed, type Logger } from '../base/log.js';
 import type { Notifier } from '../base/notify.js';
@@ -50,12 +52,17 @@ export class Daemon {
   private stateWrites: Promise<void> = Promise.resolve();
   private reloadChain: Promise<void> = Promise.resolve();
   private readonly fatal = new AbortController();
+  /** One for all identities: they share the API servers' capacity. */
+  private readonly limiter: RequestLimiter;
+  private readonly failures: FailureLog;
   metricsPort: number | undefined;
 
   constructor(config: DaemonConfig, opts: DaemonOptions) {
     this.config = config;
     this.opts = opts;
     this.log = opts.log;
+    this.limiter = new RequestLimiter(config.apiConcurrency ?? DEFAULT_API_CONCURRENCY);
+    this.failures = new FailureLog(this.log);
     this.hooks = new HookRunner({
       log: this.log,
       ...(opts.systemctl ? { systemctl: opts.systemctl } : {}),
@@ -128,6 +135,7 @@ export class Daemon {
     try {
       next = await loadConfig(this.config.file);
       if (this.config.metrics?.address !== next.metrics?.address) this.log.warn('metrics.address changes take effect on restart');
+      if (this.config.apiConcurrency !== next.apiConcurrency) this.log.warn('apiConcurrency changes take effect on restart');
       slots = await this.buildSlots(next, false);
     } catch (err) {
       this.log.error('the new configuration is invalid; keeping the running one', { error: errorMessage(err) });
@@ -158,6 +166,8 @@ export class Daemon {
         onCertificate: (state) => this.onCertificate(slot!, state),
         onValid: (state) => this.onValid(slot!, state),
         onAttemptError: (err) => this.onAttemptError(slot!, err),
+        limiter: this.limiter, failures: this.failures, name: cfg.name,
+        onResponse: (status) => this.onResponse(cfg.name, status),
       });
       slot = { cfg, outputs, agent, controller: new AbortController(), wake: new AbortController() };
       slots.push(slot);
@@ -215,6 +225,13 @@ export class Daemon {
     } else {
       await this.opts.notifier.status(this.statusLine());
     }
+  }
+
+  /** 429s are counted and told at debug level only: the retry (after Retry-After) is the answer. */
+  private onResponse(identity: string, status: number): void {
+    if (status !== 429) return;
+    this.metrics.throttled.inc({ identity });
+    this.log.debug(2, 'the API server asked us to slow down (429); waiting as it said', { identity });
   }
 
   private onAttemptError(slot: Slot, err: unknown): void {

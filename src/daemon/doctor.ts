@@ -87,7 +87,7 @@ async function credentials(ctx: Ctx): Promise<Check> {
 
 async function server(ctx: Ctx): Promise<Check> {
   const cluster = ctx.cluster!;
-  const anon = clientFor(cluster, { kind: 'anonymous' }, USER_AGENT);
+  const anon = clientFor(cluster, { kind: 'anonymous' }, { userAgent: USER_AGENT });
   try {
     const v = await anon.request<{ gitVersion?: string }>('GET', '/version');
     return { check: 'server', verdict: 'ok', detail: `${cluster.server} reachable, TLS verified, Kubernetes ${v.gitVersion ?? '?'}` };
@@ -107,7 +107,7 @@ async function server(ctx: Ctx): Promise<Check> {
 }
 
 async function authentication(ctx: Ctx): Promise<Check> {
-  ctx.api = clientFor(ctx.cluster!, ctx.credentials!, USER_AGENT);
+  ctx.api = clientFor(ctx.cluster!, ctx.credentials!, { userAgent: USER_AGENT });
   try {
     const r = await ctx.api.request<{ status: { userInfo: { username: string; groups?: string[] } } }>('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews',
       { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });

@@ -6,6 +6,7 @@ import { checkCsr, checkCsrList, checkEvent } from './csrschema.js';
 import { ApiError } from '../base/errors.js';
 import type { CsrList, CsrObject, ResourceAttributes, StatusObject, WatchEvent } from './csrtypes.js';
 import type { ClientConfig } from './kubeconfig.js';
+import type { RequestLimiter } from './limiter.js';
 
 export const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
 /** Largest response body (or watch event line) we accept; a CSR object is a few KiB. */
@@ -25,15 +26,26 @@ export interface ApiClientOptions {
   userAgent?: string;
   /** Connect + headers timeout for ordinary requests. */
   requestTimeoutMs?: number;
+  /** Shared by the clients of one process: a bound on requests in flight per server (not watches). */
+  limiter?: RequestLimiter;
+  /** Told the status of every answer (0: none), for metrics. */
+  onResponse?: (status: number) => void;
 }
+
+/** What a caller may add to a client made from a kubeconfig. */
+export type ClientExtras = Pick<ApiClientOptions, 'limiter' | 'onResponse' | 'userAgent'>;
 
 export class ApiClient {
   readonly server: string;
   private readonly agent: Agent;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
+  private readonly limiter: RequestLimiter | undefined;
+  private readonly onResponse: ((status: number) => void) | undefined;
 
   constructor(opts: ApiClientOptions) {
+    this.limiter = opts.limiter;
+    this.onResponse = opts.onResponse;
     this.server = opts.server.replace(/\/+$/, '');
     this.timeoutMs = opts.requestTimeoutMs ?? 30_000;
     const connect: Record<string, unknown> = {
@@ -166,6 +178,11 @@ export class ApiClient {
   }
 
   private async json<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    if (!this.limiter) return this.jsonNow<T>(method, path, body, signal);
+    return this.limiter.run(this.server, () => this.jsonNow<T>(method, path, body, signal), signal);
+  }
+
+  private async jsonNow<T>(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<T> {
     const res = await this.send(method, path, body, signal, this.timeoutMs);
     if (res.statusCode < 200 || res.statusCode >= 300) throw await this.errorFrom(method, path, res);
     const text = await readLimited(res.body);
@@ -180,7 +197,7 @@ export class ApiClient {
     const headers = { ...this.headers };
     if (body !== undefined) headers['content-type'] = 'application/json';
     try {
-      return await request(`${this.server}${path}`, {
+      const res = await request(`${this.server}${path}`, {
         dispatcher: this.agent,
         method: method as Dispatcher.HttpMethod,
         headers,
@@ -188,8 +205,11 @@ export class ApiClient {
         signal: signal ?? null,
         bodyTimeout,
       });
+      this.onResponse?.(res.statusCode);
+      return res;
     } catch (err) {
       if (signal?.aborted) throw err;
+      this.onResponse?.(0);
       const { text, tls } = describeNetworkError(err);
       // A server we do not trust will not become trustworthy by asking again.
       throw new ApiError(`cannot reach ${this.server}: ${text}`, 0, tls ? 'TLSVerificationFailed' : '', !tls);
@@ -206,8 +226,21 @@ export class ApiClient {
     }
     const reason = status?.reason ?? '';
     const detail = status?.message ? `: ${status.message}` : '';
-    return new ApiError(`${method} ${path}: ${res.statusCode}${reason ? ' ' + reason : ''}${detail}`, res.statusCode, reason);
+    const retryAfterMs = res.statusCode === 429 || res.statusCode === 503 ? parseRetryAfter(res.headers['retry-after'], Date.now()) : 0;
+    return new ApiError(`${method} ${path}: ${res.statusCode}${reason ? ' ' + reason : ''}${detail}`, res.statusCode, reason, undefined, retryAfterMs);
   }
+}
+
+/**
+ * A Retry-After header in ms: delay-seconds, or an HTTP date (RFC 9110 10.2.3). 0 when absent or
+ * not understood; kube-apiserver sends seconds (1 for APF's 429s).
+ */
+export function parseRetryAfter(header: string | string[] | undefined, now: number): number {
+  const value = (Array.isArray(header) ? header[0] : header)?.trim();
+  if (!value) return 0;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? 0 : Math.max(0, at - now);
 }
 
 function selector(name: string): string {
@@ -257,13 +290,13 @@ function describeNetworkError(err: unknown): { text: string; tls: boolean } {
 }
 
 /** A client for a kubeconfig's cluster with the given credentials. */
-export function clientFor(config: ClientConfig, credentials: Credentials, userAgent?: string): ApiClient {
+export function clientFor(config: ClientConfig, credentials: Credentials, extras: ClientExtras = {}): ApiClient {
   return new ApiClient({
+    ...extras,
     server: config.server,
     ...(config.caPem ? { caPem: config.caPem } : {}),
     insecureSkipTlsVerify: config.insecureSkipTlsVerify,
     ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}),
     credentials,
-    ...(userAgent ? { userAgent } : {}),
   });
 }

@@ -6,7 +6,7 @@ import type { CsrObject } from './csrtypes.js';
 import { ApiError, ApprovalTimeoutError, CsrGoneError, CsrRejectedError } from '../base/errors.js';
 import { listWatch } from './listwatch.js';
 import { approveHint } from './vocabulary.js';
-import { backoffMs } from '../base/time.js';
+import { retryDelayMs } from '../base/time.js';
 import type { Logger } from '../base/log.js';
 
 export interface WaitOptions {
@@ -77,8 +77,11 @@ export async function waitForCertificate(api: ApiClient, initial: CsrObject, opt
           return 0;
         }
         if (!err.transient) throw err;
-        const delay = backoffMs(failures, { baseMs: 1000, capMs: 30_000 });
-        opts.log.warn('lost the watch on the certificate signing request; retrying', { csr: name, error: err.message, retryInMs: delay });
+        const delay = retryDelayMs(failures, Math.random, err.retryAfterMs);
+        // Said once; while the server stays away, each retry is detail (an outage is told by the agent).
+        const fields = { csr: name, error: err.message, retryInMs: Math.round(delay) };
+        if (failures === 1) opts.log.warn('lost the watch on the certificate signing request; retrying', fields);
+        else opts.log.debug(1, 'the watch on the certificate signing request is still lost; retrying', fields);
         return delay;
       },
     }, { signal, from: initial.metadata.resourceVersion ?? '' });

@@ -17,7 +17,9 @@ import {
 import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type IdentitySettings, usagesFor } from './identity.js';
 import { isRsa, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
 import type { ClientConfig } from '../kube/kubeconfig.js';
-import { silentLogger, type Logger } from '../base/log.js';
+import { silentLogger, type Fields, type Logger } from '../base/log.js';
+import type { RequestLimiter } from '../kube/limiter.js';
+import { FailureLog } from './failures.js';
 import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
@@ -43,6 +45,14 @@ export interface AgentOptions extends IdentitySettings {
   /** Called for each failed attempt, before the retry. */
   onAttemptError?: (err: unknown) => void;
   watchTimeoutSeconds?: number;
+  /** Shared by the identities of one daemon: requests in flight per API server. */
+  limiter?: RequestLimiter;
+  /** Told the status of every answer from the API server (0: none). */
+  onResponse?: (status: number) => void;
+  /** Shared by the identities of one daemon: how failures are told (one of its own otherwise). */
+  failures?: FailureLog;
+  /** This identity's name in that log (the daemon's identity name). */
+  name?: string;
 }
 
 export interface CredentialState {
@@ -67,10 +77,14 @@ export class Agent {
   private started = false;
   /** What inspect() last warned about: ensure() and the attempt both inspect, say it once. */
   private inspectWarning: string | undefined;
+  private readonly failures: FailureLog;
+  /** A retry, not a first attempt: the attempt's own lines go to debug (the failure log tells). */
+  private retryingNow = false;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
+    this.failures = opts.failures ?? new FailureLog(this.log);
     this.rand = opts.rand ?? Math.random;
     this.now = opts.now ?? (() => new Date());
     this.store = new CertStore(opts.certDir, opts.identity.filePrefix, { keep: opts.keep ?? DEFAULT_KEEP, log: this.log });
@@ -108,7 +122,7 @@ export class Agent {
       if (next.getTime() <= this.now().getTime()) {
         // The signer hands out certificates that are due at once; do not spin.
         early++;
-        const delay = retryDelayMs(early, this.rand);
+        const delay = Math.max(1000, retryDelayMs(early, this.rand));
         next = new Date(this.now().getTime() + delay);
         this.log.warn('the new certificate is already due for rotation; is the signing duration very short or the clock off?', {
           notBefore: state.notBefore.toISOString(), notAfter: state.notAfter.toISOString(), retryInMs: Math.round(delay),
@@ -126,9 +140,13 @@ export class Agent {
   private async retrying(signal: AbortSignal, attempt: () => Promise<CredentialState>): Promise<CredentialState> {
     // Under --once the retries are bounded: a provisioning script must get its answer.
     const giveUpAt = this.opts.once ? Date.now() + (this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS) : Infinity;
+    const who = this.opts.name ?? this.store.currentPath;
     for (let failures = 1; ; failures++) {
+      this.retryingNow = failures > 1;
       try {
-        return await attempt();
+        const state = await attempt();
+        this.failures.recovered(who, this.log);
+        return state;
       } catch (err) {
         if (signal.aborted) throw err;
         this.opts.onAttemptError?.(err);
@@ -136,8 +154,8 @@ export class Agent {
         const left = giveUpAt - Date.now();
         if (left <= 0) throw new RetriesExhaustedError(`gave up after ${failures} attempts in ${formatDuration(this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS)} (--retry-timeout): ${errorMessage(err)}`);
         // The last try lands on the deadline rather than past it.
-        const delay = Math.min(retryDelayMs(failures, this.rand), left);
-        this.log.warn('could not get a certificate; will retry', { error: errorMessage(err), attempt: failures, retryInMs: Math.round(delay) });
+        const delay = Math.min(retryDelayMs(failures, this.rand, err instanceof ApiError ? err.retryAfterMs : 0), left);
+        this.failures.failed(who, this.log, errorMessage(err), { attempt: failures, retryInMs: Math.round(delay) });
         await sleep(delay, undefined, { signal });
       }
     }
@@ -169,6 +187,12 @@ export class Agent {
     return current;
   }
 
+  /** An attempt's opening line: info on a first attempt, debug on a retry. */
+  private say(msg: string, fields: Fields): void {
+    if (this.retryingNow) this.log.debug(1, msg, fields);
+    else this.log.info(msg, fields);
+  }
+
   private warnOnce(msg: string, fields: Record<string, string>): void {
     const key = JSON.stringify([msg, fields]);
     if (key === this.inspectWarning) return;
@@ -182,7 +206,7 @@ export class Agent {
     const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'bootstrap');
     const name = digestedName(spkiDer(key), id.subject, usages);
-    this.log.info('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
+    this.say('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
     const api = this.client(boot.config, boot.credentials);
     try {
       return await this.request(api, name, key, usages, boot.config, signal);
@@ -204,7 +228,7 @@ export class Agent {
     const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'rotation');
     const name = digestedName(spkiDer(key), id.subject, usages, 'csr-');
-    this.log.info('rotating the client certificate, authenticating with the current one', {
+    this.say('rotating the client certificate, authenticating with the current one', {
       server: current.config.server, csr: name, notAfter: current.leaf.notAfter.toISOString(),
     });
     const api = this.client(current.config, { kind: 'certificate', ...current.cert });
@@ -259,7 +283,11 @@ export class Agent {
   }
 
   private client(config: ClientConfig, credentials: Credentials): ApiClient {
-    return clientFor(config, credentials, USER_AGENT);
+    return clientFor(config, credentials, {
+      userAgent: USER_AGENT,
+      ...(this.opts.limiter ? { limiter: this.opts.limiter } : {}),
+      ...(this.opts.onResponse ? { onResponse: this.opts.onResponse } : {}),
+    });
   }
 
   private satisfiesIdentity(leaf: CertInfo): boolean {

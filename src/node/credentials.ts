@@ -100,7 +100,7 @@ export async function readBootstrap(s: IdentitySettings): Promise<{ config: Clie
  * verdict on the token, so while /readyz says the server is starting, the 401 is retried.
  */
 export async function unauthorized(config: ClientConfig, err: ApiError, signal: AbortSignal): Promise<Error> {
-  const anonymous = clientFor(config, { kind: 'anonymous' }, USER_AGENT);
+  const anonymous = clientFor(config, { kind: 'anonymous' }, { userAgent: USER_AGENT });
   try {
     if ((await anonymous.readiness(signal)) === 'starting') {
       return new ApiError(`${config.server} refused the bootstrap token while it is still starting (401, /readyz not ready); retrying`, 503, 'NotReady');

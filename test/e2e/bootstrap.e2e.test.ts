@@ -197,7 +197,7 @@ t.test('kube-apiserver restarted while waiting, and down at start: recovers with
   const late = await makeNode(t, cp, 'node-late', token);
   await cp.stopProcess('kube-apiserver');
   const q = startTlsboot(t, late.args('--once'));
-  await q.waitFor(/will retry.*ECONNREFUSED/);
+  await q.waitFor(/retrying.*ECONNREFUSED/);
   await cp.startApiserver();
   t.equal(await q.exited, 0, q.output);
 });

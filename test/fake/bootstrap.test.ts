@@ -145,15 +145,17 @@ t.test('server down at start, then up', async (t) => {
   await fake.up();
   const res = await p;
   t.equal(res.code, 0, res.stderr);
-  t.match(res.stderr, /could not get a certificate; will retry.*ECONNREFUSED/);
+  t.match(res.stderr, /could not get a certificate; retrying.*ECONNREFUSED/);
 });
 
 t.test('transient 500s on create are retried', async (t) => {
   const { fake, args } = await fakeNode(t);
   fake.failNext(2, 500, 'POST');
-  const res = await runInProcess(args());
+  const res = await runInProcess(args('-v', '1'));
   t.equal(res.code, 0, res.stderr);
-  t.equal((res.stderr.match(/will retry/g) ?? []).length, 2);
+  t.equal((res.stderr.match(/DEBUG attempt failed/g) ?? []).length, 2, 'two failed attempts');
+  t.equal((res.stderr.match(/could not get a certificate; retrying/g) ?? []).length, 1, 'the same failure is told once');
+  t.match(res.stderr, /recovered: a valid certificate is on disk again failedAttempts=2/);
 });
 
 t.test('a rejected token is a clear error naming what to do', async (t) => {

@@ -225,7 +225,7 @@ t.test('a new bootstrap token is used from the next attempt; errors are counted 
   const p = new CliProcess(['run', '--config', config]);
   t.teardown(() => p.stop('SIGKILL'));
   const port = Number((await p.waitFor(/serving metrics .*port=(\d+)/))[1]);
-  await p.waitFor(/could not get a certificate; will retry.*were rejected \(401 Unauthorized\)/);
+  await p.waitFor(/could not get a certificate; retrying.*were rejected \(401 Unauthorized\)/);
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   t.match(metrics, /tlsboot_rotation_errors_total\{identity="t1",reason="Unauthorized"\} [1-9]/);
   t.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 503);

@@ -65,7 +65,7 @@ t.test('SIGTERM is a clean stop: under --once (exit 143) and as a daemon (exit 0
   const bootstrap = await kubeconfigFor(dir, `https://127.0.0.1:${await closedPort()}`, `{token: ${TOKEN}}`);
   for (const [mode, extra, code] of [['--once', ['--once'], 143], ['daemon', [], 0]] as const) {
     const p = new CliProcess(nodeArgs(dir, bootstrap, ...extra));
-    await p.waitFor(/will retry/);
+    await p.waitFor(/could not get a certificate; retrying/);
     t.equal(await p.stop('SIGTERM'), code, mode);
     t.notMatch(p.output, /ERROR/, `${mode}: no error reported`);
     t.notMatch(p.output, /operation was aborted/);

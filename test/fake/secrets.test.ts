@@ -93,11 +93,11 @@ t.test('the daemon while failing: argv, the notify messages, state files and met
   await fs.mkdir(bin, { recursive: true });
   const record = path.join(dir, 'notify-args');
   await fs.writeFile(path.join(bin, 'systemd-notify'), `#!/bin/sh\nprintf '%s\\n' "$@" >> '${record}'\n`, { mode: 0o755 });
-  const p = new CliProcess(['run', '--bootstrap-kubeconfig', bootstrapDown, '--metrics-address', '127.0.0.1:0', ...node('d1')],
+  const p = new CliProcess(['run', '-v', '1', '--bootstrap-kubeconfig', bootstrapDown, '--metrics-address', '127.0.0.1:0', ...node('d1')],
     { NOTIFY_SOCKET: path.join(dir, 'notify.sock'), PATH: `${bin}:${process.env['PATH'] ?? ''}` });
   t.teardown(() => p.stop('SIGKILL'));
   const port = Number((await p.waitFor(/serving metrics .*port=(\d+)/))[1]);
-  await p.waitFor(/will retry[\s\S]*will retry/, 30_000);
+  await p.waitFor(/attempt failed[\s\S]*attempt failed/, 30_000);
   assertClean(t, (await fs.readFile(`/proc/${p.child.pid}/cmdline`, 'utf8')).replace(/\0/g, ' '), 'argv');
   const metrics = await new Promise<string>((resolve, reject) => {
     http.get(`http://127.0.0.1:${port}/metrics`, (res) => {

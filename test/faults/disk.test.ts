@@ -52,7 +52,7 @@ t.test('disk full during a rotation: the current certificate stays and authentic
   const daemon = startTlsboot(t, node.args());
   await daemon.waitFor(/next rotation scheduled/);
   daemon.child.kill('SIGUSR1');
-  await daemon.waitFor(/could not get a certificate; will retry error="cannot write .*the disk is full/, 30_000);
+  await daemon.waitFor(/could not get a certificate; retrying error="cannot write .*the disk is full/, 30_000);
   t.equal(await fs.readFile(path.join(node.pki, PEM), 'utf8'), first, 'the certificate in place is untouched');
   t.equal(await whoami(cp, node.kubeconfig), 'system:node:disk-full-rotate', 'and still works');
   await free();
@@ -69,7 +69,7 @@ t.test('a read-only cert dir during a rotation: the error says so; the certifica
   const daemon = startTlsboot(t, node.args());
   await daemon.waitFor(/next rotation scheduled/);
   daemon.child.kill('SIGUSR1');
-  await daemon.waitFor(/will retry error="cannot write .*the file system is read-only \(EROFS\)/, 30_000);
+  await daemon.waitFor(/retrying error="cannot write .*the file system is read-only \(EROFS\)/, 30_000);
   t.equal(await whoami(cp, node.kubeconfig), 'system:node:disk-read-only');
   await run('mount', ['-o', 'remount,rw', node.pki]);
   await daemon.waitFor(/client certificate issued and written/, 60_000);

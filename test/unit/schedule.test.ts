@@ -13,10 +13,24 @@ t.test('deadline is 70-90 % of the lifetime from NotBefore', async (t) => {
   t.same([w.from.toISOString(), w.to.toISOString()], ['2026-01-08T00:00:00.000Z', '2026-01-10T00:00:00.000Z']);
 });
 
-t.test('retry schedule: 2, 4, 8, 16 s with up to 10 % jitter, then 32 s', async (t) => {
-  t.same([1, 2, 3, 4, 5, 6, 50].map((a) => retryDelayMs(a, () => 0)), [2000, 4000, 8000, 16000, 32000, 32000, 32000]);
-  t.equal(retryDelayMs(1, () => 0.999), 2000 * 1.0999);
-  for (let a = 1; a < 10; a++) t.ok(retryDelayMs(a) >= retryDelayMs(a, () => 0), 'never faster than kubelet');
+t.test('retry delays: full jitter below min(32 s, 2 s x 2^attempt); the mean is kubelet\'s 2, 4, 8, 16 s, then 16 s', async (t) => {
+  t.same([1, 2, 3, 4, 5, 6, 50].map((a) => retryDelayMs(a, () => 0)), [0, 0, 0, 0, 0, 0, 0], 'from zero: a fleet spreads over the whole interval');
+  t.same([1, 2, 3, 4, 5, 6, 50].map((a) => retryDelayMs(a, () => 0.5)), [2000, 4000, 8000, 16000, 16000, 16000, 16000], 'the mean');
+  t.same([1, 2, 3, 4, 5, 50].map((a) => retryDelayMs(a, () => 1)), [4000, 8000, 16000, 32000, 32000, 32000], 'the bound, capped at 32 s');
+  // Many identities failing at the same moment: their next tries cover the interval evenly.
+  const draws = Array.from({ length: 10_000 }, () => retryDelayMs(6));
+  const buckets = new Array<number>(8).fill(0);
+  for (const d of draws) buckets[Math.floor(d / 4000)]!++;
+  t.ok(draws.every((d) => d >= 0 && d < 32_000), 'within [0, 32 s)');
+  t.ok(buckets.every((n) => n > 1000 && n < 1500), `even over the 32 s: ${buckets.join(' ')}`);
+  t.ok(Math.abs(draws.reduce((a, b) => a + b, 0) / draws.length - 16_000) < 800, 'mean 16 s');
+});
+
+t.test('Retry-After is waited out first, then the same jitter; an absurd one is bounded', async (t) => {
+  t.equal(retryDelayMs(1, () => 0, 5000), 5000, 'at least Retry-After');
+  t.equal(retryDelayMs(1, () => 0.5, 5000), 7000, 'plus jitter');
+  t.equal(retryDelayMs(3, () => 1, 1000), 17_000);
+  t.equal(retryDelayMs(1, () => 0, 86_400_000), 600_000, 'ten minutes at most');
 });
 
 t.test('sleepUntil re-reads the clock every tick: a clock jump is noticed', async (t) => {
