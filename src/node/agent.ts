@@ -155,7 +155,10 @@ export class Agent {
         if (left <= 0) throw new RetriesExhaustedError(`gave up after ${failures} attempts in ${formatDuration(this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS)} (--retry-timeout): ${errorMessage(err)}`);
         // The last try lands on the deadline rather than past it.
         const delay = Math.min(retryDelayMs(failures, this.rand, err instanceof ApiError ? err.retryAfterMs : 0), left);
-        this.failures.failed(who, this.log, errorMessage(err), { attempt: failures, retryInMs: Math.round(delay) });
+        const detail = { attempt: failures, retryInMs: Math.round(delay) };
+        // A 429 is the server pacing its clients, not a failure to report: counted, told at debug level.
+        if (err instanceof ApiError && err.status === 429) this.log.debug(1, 'the API server asked us to slow down (429); waiting', { error: errorMessage(err), ...detail });
+        else this.failures.failed(who, this.log, errorMessage(err), detail);
         await sleep(delay, undefined, { signal });
       }
     }

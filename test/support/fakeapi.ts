@@ -67,7 +67,12 @@ export class FakeApiServer {
   readonly caPath: string;
   port = 0;
   readonly csrs = new Map<string, CsrObject>();
-  readonly requests: Array<{ method: string; path: string; user: string }> = [];
+  readonly requests: Array<{ method: string; path: string; user: string; at: number }> = [];
+  /** Creates held this long before they are answered (to see how many a client sends at once). */
+  createDelayMs = 0;
+  /** The most creates that were in flight at once. */
+  peakCreates = 0;
+  private creating = 0;
   /** Replace what the signer issues (fault injection: a cert for someone else's key). */
   issueHook: ((csr: CsrObject, certPem: string) => Promise<string>) | undefined;
 
@@ -81,7 +86,7 @@ export class FakeApiServer {
   private rv = 100;
   private compactedRv = 0;
   private readonly history: Array<{ rv: number; type: string; object: CsrObject }> = [];
-  private failures: Array<{ status: number; method?: string }> = [];
+  private failures: Array<{ status: number; method?: string; retryAfter?: number }> = [];
 
   private constructor(dir: string, opts: FakeApiOptions, ca: { keys: Keys; cert: x509.X509Certificate }, serving: { cert: string; key: string }) {
     this.dir = dir;
@@ -149,9 +154,9 @@ export class FakeApiServer {
 
   // ---- fault injection and manual approval ----------------------------------------------
 
-  /** The next `count` CSR API requests (optionally only of this method) answer `status`. */
-  failNext(count: number, status: number, method?: string): void {
-    for (let i = 0; i < count; i++) this.failures.push(method ? { status, method } : { status });
+  /** The next `count` CSR API requests (optionally only of this method) answer `status`, with Retry-After seconds if given. */
+  failNext(count: number, status: number, method?: string, retryAfter?: number): void {
+    for (let i = 0; i < count; i++) this.failures.push({ status, ...(method ? { method } : {}), ...(retryAfter !== undefined ? { retryAfter } : {}) });
   }
 
   approve(name: string): void {
@@ -269,7 +274,7 @@ export class FakeApiServer {
       return;
     }
     const user = this.authenticate(req);
-    this.requests.push({ method, path: url.pathname + url.search, user: typeof user === 'object' ? user.username : String(user) });
+    this.requests.push({ method, path: url.pathname + url.search, user: typeof user === 'object' ? user.username : String(user), at: Date.now() });
     if (user === 'unauthorized') return this.status(res, 401, 'Unauthorized', 'Unauthorized');
     if (!url.pathname.startsWith(CSR_PATH)) return this.status(res, 404, 'NotFound', 'the server could not find the requested resource');
     const [rawName, subresource] = url.pathname.slice(CSR_PATH.length + 1).split('/');
@@ -282,13 +287,14 @@ export class FakeApiServer {
     const failure = this.failures[0];
     if (failure && (!failure.method || failure.method === method)) {
       this.failures.shift();
-      const reasons: Record<number, string> = { 409: 'Conflict', 429: 'TooManyRequests' };
+      const reasons: Record<number, string> = { 409: 'Conflict', 429: 'TooManyRequests', 503: 'ServiceUnavailable' };
+      if (failure.retryAfter !== undefined) res.setHeader('retry-after', String(failure.retryAfter));
       return this.status(res, failure.status, reasons[failure.status] ?? 'InternalError', 'injected failure');
     }
     const name = rawName ? decodeURIComponent(rawName) : undefined;
     if (method === 'PUT' && name && subresource === 'approval') return this.updateApproval(req, res, name);
     const selected = fieldSelectorName(url.searchParams.get('fieldSelector'));
-    if (method === 'POST' && !name) return this.create(req, res, user!);
+    if (method === 'POST' && !name) return this.counted(() => this.create(req, res, user!));
     if (method === 'GET' && name) {
       const obj = this.csrs.get(name);
       if (!obj) return this.status(res, 404, 'NotFound', `certificatesigningrequests.certificates.k8s.io "${name}" not found`, name);
@@ -339,6 +345,17 @@ export class FakeApiServer {
     this.record('MODIFIED', obj);
     this.json(res, 200, obj);
     setImmediate(() => void this.reconcile(name));
+  }
+
+  private async counted(create: () => Promise<void>): Promise<void> {
+    this.creating++;
+    this.peakCreates = Math.max(this.peakCreates, this.creating);
+    try {
+      if (this.createDelayMs > 0) await new Promise((r) => setTimeout(r, this.createDelayMs));
+      await create();
+    } finally {
+      this.creating--;
+    }
   }
 
   private async create(req: IncomingMessage, res: ServerResponse, user: FakeUser): Promise<void> {
