@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 
-.PHONY: all build deps setup setup-demo setup-package test typecheck demo controlplane bench clean e2e-kind fuzz faults package
+.PHONY: all build deps setup setup-demo setup-package test typecheck demo controlplane bench bench-fleet clean e2e-kind fuzz faults package
 
 # Go 1.26 ships in /usr/local/go on this kind of machine; Debian's Go is too old for Kubernetes 1.36.
 export PATH := /usr/local/go/bin:$(PATH)
@@ -70,6 +70,11 @@ fuzz: build
 # Run tlsboot for real against a throw-away local control plane and show what it wrote.
 demo: setup-demo build controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/test/demo.js
+
+# What a fleet does to the real API server (bench/fleet.ts; FLEET_N identities, default 1,000),
+# counted from its audit log; about 10 min.
+bench-fleet: setup-demo build controlplane
+	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/bench/fleet.js
 
 bench: setup-demo package controlplane
 	TLSBOOT_CONTROLPLANE_BIN="$$(test/controlplane/build.sh 2>/dev/null | tail -1)" node dist/bench/bootstrap.js

@@ -5,7 +5,7 @@
 // removed by stop(); logs are kept when asked (failed tests).
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, promises as fs } from 'node:fs';
+import { createWriteStream, existsSync, promises as fs, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -27,6 +27,18 @@ export interface ControlPlaneOptions {
   /** Where the binaries are; default $TLSBOOT_CONTROLPLANE_BIN or running build.sh. */
   binDir?: string;
   log?: (line: string) => void;
+  /** Write kube-apiserver's audit log (Metadata level, one line per finished request). */
+  audit?: boolean;
+}
+
+/** One finished request, from kube-apiserver's audit log: the server's own count of its load. */
+export interface AuditEvent {
+  verb: string;
+  requestURI: string;
+  user: { username: string; groups?: string[] };
+  responseStatus?: { code?: number };
+  requestReceivedTimestamp: string;
+  objectRef?: { resource?: string; subresource?: string; name?: string };
 }
 
 export interface Token {
@@ -256,6 +268,7 @@ export class ControlPlane {
       '--service-cluster-ip-range=10.0.0.0/24',
       `--cert-dir=${path.join(this.dir, 'apiserver')}`,
       '--watch-cache=true',
+      ...(this.opts.audit ? [`--audit-policy-file=${this.auditPolicy()}`, `--audit-log-path=${this.auditLogPath}`, '--audit-log-format=json', '--audit-log-maxsize=0', '--audit-log-mode=blocking'] : []),
     ]);
     await this.waitFor('kube-apiserver', () => httpOk(`${this.server}/readyz`, this.pki('ca.crt')), 180_000);
   }
@@ -274,6 +287,24 @@ export class ControlPlane {
       '--bind-address=127.0.0.1', `--secure-port=${this.ports.kcm}`,
     ]);
     await this.waitFor('kube-controller-manager', () => httpOk(`https://127.0.0.1:${this.ports.kcm}/healthz`, 'insecure'), 120_000);
+  }
+
+  /** Where the audit log goes (ControlPlaneOptions.audit). */
+  get auditLogPath(): string {
+    return path.join(this.dir, 'audit.log');
+  }
+
+  private auditPolicy(): string {
+    const file = path.join(this.dir, 'audit-policy.yaml');
+    // Metadata for every request, logged once it is complete (a watch: when it ends).
+    writeFileSync(file, 'apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived, ResponseStarted]\nrules:\n- level: Metadata\n');
+    return file;
+  }
+
+  /** The requests the API server has finished since it started with `audit` (a watch counts when it ends). */
+  async auditEvents(): Promise<AuditEvent[]> {
+    const text = await fs.readFile(this.auditLogPath, 'utf8').catch(() => '');
+    return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditEvent);
   }
 
   /** Stop the apiserver (SIGTERM) and start it again on the same port. */

@@ -61,7 +61,7 @@ t.test('CSR never approved under --once: exit 1 after --approval-timeout; the ne
 
 t.test('CSR never approved in the daemon: three approval timeouts still leave one bootstrap CSR', async (t) => {
   const node = await makeNode(t, cp, 'never-approved-daemon', manual);
-  const daemon = startTlsboot(t, node.args('--approval-timeout', '2s'));
+  const daemon = startTlsboot(t, node.args('--approval-timeout', '2s', '-v', '1'));
   await daemon.waitFor(/(was not approved within 2 s[\s\S]*){3}/, 60_000);
   await cp.kubectl(['certificate', 'approve', await csrName(node)]);
   await daemon.waitFor(/next rotation scheduled/, 60_000);
@@ -160,7 +160,7 @@ t.test('a rotation that is never approved: one CSR across three approval timeout
   await cp.kubectl(['certificate', 'approve', (await until('the bootstrap CSR', async () => (await mine())[0]))!]);
   t.equal(await boot.exited, 0, boot.output);
 
-  const daemon = startTlsboot(t, args('--approval-timeout', '2s'));
+  const daemon = startTlsboot(t, args('--approval-timeout', '2s', '-v', '1'));
   await daemon.waitFor(/next rotation scheduled/);
   daemon.child.kill('SIGUSR1');
   await daemon.waitFor(/(was not approved within 2 s[\s\S]*){3}/, 60_000);
