@@ -19,6 +19,7 @@ export interface RunArgs {
   kubeconfig?: string;
   'metrics-address'?: string;
   'api-concurrency'?: number;
+  'api-qps'?: number;
   systemctl?: string;
   'bootstrap-kubeconfig'?: string;
   'cert-dir': string;
@@ -66,6 +67,7 @@ export const RUN_OPTIONS: Record<string, Options> = {
   'log-format': { type: 'string', choices: ['text', 'json'], default: 'text' },
   v: { type: 'number', default: 0, describe: 'log verbosity (0-5)' },
   'api-concurrency': { type: 'number', describe: 'requests in flight per API server, all identities together (default 8; watches not counted)' },
+  'api-qps': { type: 'number', describe: 'requests started per second per API server, all identities together (default 20)' },
   'metrics-address': { type: 'string', describe: 'serve /metrics, /healthz, /readyz on host:port (e.g. 127.0.0.1:9717)' },
   systemctl: { type: 'string', describe: 'the systemctl that reloadUnit hooks run (default: systemctl from PATH)' },
 };
@@ -144,9 +146,10 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
 /** The flags that apply to the whole process, over what a config file says. */
 async function withProcessFlags(cfg: DaemonConfig, a: RunArgs): Promise<DaemonConfig> {
   if (a['metrics-address']) cfg.metrics = { address: a['metrics-address'] };
-  if (a['api-concurrency'] !== undefined) {
-    const { apiConcurrency } = await import('../daemon/config.js');
-    cfg.apiConcurrency = apiConcurrency(a['api-concurrency'], '--api-concurrency');
+  if (a['api-concurrency'] !== undefined || a['api-qps'] !== undefined) {
+    const { apiLimit } = await import('../daemon/config.js');
+    if (a['api-concurrency'] !== undefined) cfg.apiConcurrency = apiLimit(a['api-concurrency'], '--api-concurrency', 'requests in flight per API server; default 8');
+    if (a['api-qps'] !== undefined) cfg.apiQps = apiLimit(a['api-qps'], '--api-qps', 'requests started per second per API server; default 20');
   }
   return cfg;
 }

@@ -44,6 +44,8 @@ export interface DaemonConfig {
   metrics?: { address: string };
   /** Requests in flight per API server, for all identities together (default 8). */
   apiConcurrency?: number;
+  /** Requests started per second per API server, for all identities together (default 20). */
+  apiQps?: number;
 }
 
 const IDENTITY_KEYS = new Set([
@@ -65,7 +67,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
 
 export function parseConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
   const top = dict(doc, `${file}`, 'the config file must be a mapping with "identities"');
-  onlyKeys(top, new Set(['identities', 'metrics', 'apiConcurrency']), file);
+  onlyKeys(top, new Set(['identities', 'metrics', 'apiConcurrency', 'apiQps']), file);
   const list = top['identities'];
   if (!Array.isArray(list) || list.length === 0) throw new ConfigError(`${file}: identities must be a non-empty list`);
   const dir = path.dirname(path.resolve(file));
@@ -90,13 +92,14 @@ export function parseConfig(doc: unknown, file: string, env: NodeJS.ProcessEnv =
     }
     cfg.metrics = { address };
   }
-  if (top['apiConcurrency'] !== undefined) cfg.apiConcurrency = apiConcurrency(top['apiConcurrency'], `${file}: apiConcurrency`);
+  if (top['apiConcurrency'] !== undefined) cfg.apiConcurrency = apiLimit(top['apiConcurrency'], `${file}: apiConcurrency`, 'requests in flight per API server; default 8');
+  if (top['apiQps'] !== undefined) cfg.apiQps = apiLimit(top['apiQps'], `${file}: apiQps`, 'requests started per second per API server; default 20');
   return cfg;
 }
 
-/** A request concurrency: a whole number from 1 to 1000. */
-export function apiConcurrency(v: unknown, where: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) throw new ConfigError(`${where} must be a whole number from 1 to 1000 (requests in flight per API server; default 8)`);
+/** A bound on requests (apiConcurrency, apiQps): a whole number from 1 to 1000. */
+export function apiLimit(v: unknown, where: string, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 1000) throw new ConfigError(`${where} must be a whole number from 1 to 1000 (${what})`);
   return v;
 }
 

@@ -2,7 +2,7 @@
 // metrics and a state file per identity (for `tlsboot status`). Readiness means every identity
 // has a valid certificate on disk. SIGHUP (or an edit of the config file) reloads; an invalid
 // config keeps the old one running. Outputs changed or deleted by hand are restored.
-import { DEFAULT_API_CONCURRENCY, RequestLimiter } from '../kube/limiter.js';
+import { DEFAULT_API_CONCURRENCY, DEFAULT_API_QPS, RequestLimiter } from '../kube/limiter.js';
 import { FailureLog } from '../node/failures.js';
 import { ExitCode, TlsbootError, errorMessage, errorReason, worstExitCode, type ExitCodeValue } from '../base/errors.js';
 import { prefixed, type Logger } from '../base/log.js';
@@ -61,7 +61,7 @@ export class Daemon {
     this.config = config;
     this.opts = opts;
     this.log = opts.log;
-    this.limiter = new RequestLimiter(config.apiConcurrency ?? DEFAULT_API_CONCURRENCY);
+    this.limiter = new RequestLimiter(config.apiConcurrency ?? DEFAULT_API_CONCURRENCY, config.apiQps ?? DEFAULT_API_QPS);
     this.failures = new FailureLog(this.log);
     this.hooks = new HookRunner({
       log: this.log,
@@ -135,7 +135,7 @@ export class Daemon {
     try {
       next = await loadConfig(this.config.file);
       if (this.config.metrics?.address !== next.metrics?.address) this.log.warn('metrics.address changes take effect on restart');
-      if (this.config.apiConcurrency !== next.apiConcurrency) this.log.warn('apiConcurrency changes take effect on restart');
+      if (this.config.apiConcurrency !== next.apiConcurrency || this.config.apiQps !== next.apiQps) this.log.warn('apiConcurrency and apiQps changes take effect on restart');
       slots = await this.buildSlots(next, false);
     } catch (err) {
       this.log.error('the new configuration is invalid; keeping the running one', { error: errorMessage(err) });

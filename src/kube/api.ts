@@ -110,6 +110,7 @@ export class ApiClient {
   private async *watch(filter: string, label: string, resourceVersion: string, signal: AbortSignal, timeoutSeconds: number): AsyncGenerator<WatchEvent> {
     const query = `${filter}watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeoutSeconds}` +
       (resourceVersion ? `&resourceVersion=${encodeURIComponent(resourceVersion)}` : '');
+    await this.limiter?.pace(this.server, signal);
     const res = await this.send('GET', `${CSR_PATH}?${query}`, undefined, signal, 0);
     if (res.statusCode !== 200) throw await this.errorFrom('GET', `${CSR_PATH} (watch)`, res);
     let buffered = '';

@@ -41,6 +41,24 @@ t.test('40 identities at once: never more creates in flight than apiConcurrency'
   t.match(bad.stderr, /config\.yaml: apiConcurrency must be a whole number from 1 to 1000/);
 });
 
+t.test('40 identities at once with --api-qps 10: at most ~10 requests started a second, watches included', async (t) => {
+  const { fake, dir, bootstrap } = await fleet(t);
+  const start = Date.now();
+  const res = await runInProcess(['run', '--once', '--config', await fleetConfig(dir, bootstrap, 40), '--api-qps', '10']);
+  t.equal(res.code, 0, res.stderr);
+  const took = Date.now() - start;
+  const csrRequests = fake.requests.filter((r) => r.path.startsWith('/apis/certificates.k8s.io/'));
+  t.equal(csrRequests.length, 80, 'a create and a watch each');
+  // 80 requests at 10/s after a burst of 10: about 7 s; no second of them holds more than burst + rate.
+  t.ok(took >= 6500, `paced: ${took} ms`);
+  const perSecond = new Map<number, number>();
+  for (const r of csrRequests) perSecond.set(Math.floor((r.at - start) / 1000), (perSecond.get(Math.floor((r.at - start) / 1000)) ?? 0) + 1);
+  t.ok(Math.max(...perSecond.values()) <= 20, `per second: ${[...perSecond.values()].join(' ')}`);
+  const bad = await runInProcess(['run', '--once', '--config', await fleetConfig(dir, bootstrap, 1), '--api-qps', '0']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--api-qps must be a whole number from 1 to 1000/);
+});
+
 t.test('429 with Retry-After: the next try waits at least that long; counted, and told at debug level only', async (t) => {
   const { fake, args } = await fakeNode(t);
   fake.failNext(1, 429, 'POST', 3);

@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { parseChain } from '../../src/pki/certs.js';
 import { makeNode, startPlane } from '../support/e2e.js';
 import { tempDir } from '../support/helpers.js';
-import { EXECUTABLE, ROOT, VERSION } from '../support/paths.js';
+import { CLI, EXECUTABLE, ROOT, VERSION } from '../support/paths.js';
 
 const pexec = promisify(execFile);
 const ARM64 = path.join(ROOT, 'dist', `tlsboot-${VERSION}-linux-arm64`);
@@ -95,4 +95,15 @@ t.test('arm64 under qemu-user: version and a bootstrap against the real control 
   t.equal(r.code, 0, r.stderr);
   const [leaf] = parseChain(await fs.readFile(path.join(node.pki, 'kubelet-client-current.pem'), 'utf8'));
   t.equal(leaf!.subject.commonName, 'system:node:arm64-node');
+});
+
+t.test('the npm package also runs on the Node 24 the executable embeds: a bootstrap', async (t) => {
+  const node24 = path.join(ROOT, 'dist', 'sea', `node-${process.arch}`);
+  const dir = await tempDir(t, 'tlsboot-npm24-');
+  const v = await bare(dir, [node24, CLI, 'version']);
+  t.equal(v.stdout, `tlsboot v${VERSION} (node v${EMBEDDED}, linux/${process.arch})\n`);
+  const node = await makeNode(t, cp, 'npm-on-24', token);
+  const r = await bare(dir, [node24, CLI, ...node.args('--once')]);
+  t.equal(r.code, 0, r.stderr);
+  t.ok(existsSync(path.join(node.pki, 'kubelet-client-current.pem')));
 });

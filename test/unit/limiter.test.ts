@@ -49,3 +49,24 @@ t.test('a failing request frees its slot; an aborted wait leaves the queue', asy
   await first;
   t.throws(() => new RequestLimiter(0), /whole number >= 1/);
 });
+
+t.test('the rate: a burst of qps at once, then qps a second, per server', async (t) => {
+  const limiter = new RequestLimiter(100, 10);
+  const start = Date.now();
+  const started: number[] = [];
+  await Promise.all(Array.from({ length: 25 }, () => limiter.run('s', async () => {
+    started.push(Date.now() - start);
+  })));
+  started.sort((a, b) => a - b);
+  t.ok(started.slice(0, 10).every((ms) => ms < 50), `the first 10 at once: ${started.slice(0, 10).join(' ')}`);
+  t.ok(started[10]! >= 90, `the 11th a tenth of a second later: ${started[10]}`);
+  t.ok(started[24]! >= 1400 && started[24]! < 2200, `25 requests at 10/s with a burst of 10: the last after ~1.5 s (${started[24]} ms)`);
+  const other = Date.now();
+  await limiter.pace('another server');
+  t.ok(Date.now() - other < 50, 'another server has its own rate');
+  const ac = new AbortController();
+  const paced = Array.from({ length: 30 }, () => limiter.pace('s', ac.signal).then(() => 'went', () => 'aborted'));
+  ac.abort();
+  t.ok((await Promise.all(paced)).includes('aborted'), 'an abort ends the wait');
+  t.throws(() => new RequestLimiter(1, 0), /whole number >= 1/);
+});
