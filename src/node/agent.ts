@@ -45,7 +45,7 @@ export interface AgentOptions extends IdentitySettings {
   /** Called for each failed attempt, before the retry. */
   onAttemptError?: (err: unknown) => void;
   watchTimeoutSeconds?: number;
-  /** Shared by the identities of one daemon: requests in flight per API server. */
+  /** Shared by the identities of one daemon: requests in flight and per second, per API server. */
   limiter?: RequestLimiter;
   /** Told the status of every answer from the API server (0: none). */
   onResponse?: (status: number) => void;
