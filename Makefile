@@ -48,7 +48,7 @@ package: setup-package build
 	lintian --fail-on error,warning dist/tlsboot_$(VERSION)_amd64.deb dist/tlsboot_$(VERSION)_arm64.deb 2>&1 | grep -v 'running with root privileges'; exit $${PIPESTATUS[0]}
 
 # The end-to-end files that run a second time against the executable (TLSBOOT_BIN).
-E2E_PACKAGED := test/e2e/bootstrap.e2e.test.ts test/e2e/rotation.e2e.test.ts test/e2e/workloads.e2e.test.ts
+E2E_PACKAGED := test/e2e/bootstrap.e2e.test.ts test/e2e/rotation.e2e.test.ts test/e2e/workloads.e2e.test.ts test/e2e/credential.e2e.test.ts
 
 # The whole suite: type check, unit and fake-server tests, the end-to-end suite against the real
 # control plane (built first if the cache is cold), the packages (test/package), and the

@@ -5,6 +5,7 @@ import { ConfigError, ExitCode, errorMessage, type ExitCodeValue } from '../base
 import { redact } from '../base/log.js';
 import { VERSION } from '../base/version.js';
 import { APPROVE_KEYS, approveCommand, approveOptions } from './approve.js';
+import { CREDENTIAL_OPTIONS, credentialCommand } from './credential.js';
 import { processIo, type Io } from './io.js';
 import { EPILOGUE, RUN_OPTIONS, runCommand, runOptions } from './run.js';
 import { DOCTOR_KEYS, STATUS_KEYS, doctorCommand, doctorOptions, statusCommand, statusOptions } from './status.js';
@@ -93,6 +94,7 @@ export async function main(argv: string[], io: Io = processIo, env: NodeJS.Proce
     .command('status', 'show the certificates on disk, their expiry and next rotation', statusOptions, act(statusCommand))
     .command('doctor', 'find out why bootstrap or rotation does not work, with the fix', doctorOptions, act(doctorCommand))
     .command('approve', 'approve and deny CSRs by a policy file (for signers the controller-manager does not approve)', approveOptions, act(approveCommand))
+    .command('credential', 'print the current certificate as a client-go ExecCredential (an exec plugin for kubectl)', CREDENTIAL_OPTIONS, act(credentialCommand))
     .command('version', 'print the version', {}, () => {
       io.stdout(`tlsboot v${VERSION} (node ${process.version}, ${process.platform}/${process.arch})\n`);
     });
@@ -100,7 +102,7 @@ export async function main(argv: string[], io: Io = processIo, env: NodeJS.Proce
     if (!failed) code = await h();
   });
   parser
-    .demandCommand(1, 'name a command: run, status, doctor, approve, token, cluster, kubeconfig, bundle or version')
+    .demandCommand(1, 'name a command: run, status, doctor, approve, credential, token, cluster, kubeconfig, bundle or version')
     .check((a) => {
       const problem = numberProblem(a);
       if (problem) throw new Error(problem);

@@ -9,7 +9,7 @@ import { parseDuration } from '../base/time.js';
 import { admin, adminFile, adminKubeconfig, applyAll, guard, kubeconfigLib, lib, makeToken, MAX_TTL_MS, print, rbacOptions, readCa, tokenOptions, type Common, type Handler } from './admin.js';
 import { bundle } from './bundle.js';
 import type { Io } from './io.js';
-import { kubeconfigBootstrap } from './kubeconfig.js';
+import { kubeconfigBootstrap, kubeconfigExec } from './kubeconfig.js';
 import { tokenCreate, tokenDelete, tokenList } from './token.js';
 
 /** Register the cluster-side commands; `run` is given each handler and keeps its exit code. */
@@ -58,7 +58,13 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
         'tls-server-name': { type: 'string', describe: 'server name to verify, when the URL is an IP the certificate does not name' },
         out: { type: 'string', demandOption: true, describe: 'where to write it (0600)' },
       }), wrap(kubeconfigBootstrap))
-      .demandCommand(1, 'name a kubeconfig command: bootstrap'));
+      .command('exec', 'write a kubeconfig whose user is the exec plugin tlsboot credential', (c) => c.options({
+        kubeconfig: { type: 'string', demandOption: true, describe: 'the kubeconfig tlsboot run writes' },
+        out: { type: 'string', demandOption: true, describe: 'where to write it (0600)' },
+        command: { type: 'string', default: 'tlsboot', describe: 'how client-go starts tlsboot (an absolute path, or a name on PATH)' },
+        user: { type: 'string', default: 'tlsboot', describe: 'the user entry\'s name' },
+      }), wrap(kubeconfigExec))
+      .demandCommand(1, 'name a kubeconfig command: bootstrap or exec'));
 }
 
 type RbacArgs = Common & { group: string; 'apiserver-kubelet-user': string };

@@ -1,4 +1,6 @@
 // `tlsboot kubeconfig bootstrap`: a bootstrap kubeconfig from a server, a CA and a token.
+// `tlsboot kubeconfig exec`: a kubeconfig whose user is `tlsboot credential` (an exec plugin).
+import path from 'node:path';
 import { ConfigError, ExitCode } from '../base/errors.js';
 import { readInputFile, writeFileAtomic } from '../base/fsutil.js';
 import { isBootstrapToken } from '../kube/vocabulary.js';
@@ -19,5 +21,28 @@ export const kubeconfigBootstrap: Handler<{ server: string; ca: string; token?: 
   const caPem = await readCa(a.ca);
   await writeFileAtomic(a.out, renderBootstrapKubeconfig({ server: a.server.replace(/\/+$/, ''), caPem, token, ...(a['tls-server-name'] ? { tlsServerName: a['tls-server-name'] } : {}) }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
+  return ExitCode.ok;
+};
+
+/**
+ * The cluster of the kubeconfig tlsboot writes, with `tlsboot credential --kubeconfig` as the
+ * user: kubectl and client-go then always present the certificate tlsboot keeps current.
+ */
+export const kubeconfigExec: Handler<{ kubeconfig: string; out: string; command: string; user: string }> = async (a, io) => {
+  const { readKubeconfig, renderExecKubeconfig } = await kubeconfigLib();
+  let config;
+  try {
+    config = await readKubeconfig(a.kubeconfig);
+  } catch (err) {
+    throw new ConfigError(`--kubeconfig ${a.kubeconfig}: ${(err as Error).message}; give the kubeconfig tlsboot run writes`);
+  }
+  const caPem = config.caPem ?? (config.caPath ? await readInputFile(config.caPath, { setting: `${a.kubeconfig}: certificate-authority` }) : undefined);
+  if (!caPem) throw new ConfigError(`${a.kubeconfig} names no cluster CA; the exec kubeconfig needs one to verify the server`);
+  const text = renderExecKubeconfig({
+    server: config.server, caPem, ...(config.tlsServerName ? { tlsServerName: config.tlsServerName } : {}),
+    user: a.user, command: a.command, args: ['credential', '--kubeconfig', path.resolve(a.kubeconfig)],
+  });
+  await writeFileAtomic(a.out, text, { mode: 0o600 });
+  io.stdout(`kubeconfig with the exec plugin "${a.command} credential" written to ${a.out}\n`);
   return ExitCode.ok;
 };

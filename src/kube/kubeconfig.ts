@@ -210,6 +210,15 @@ export function renderClientKubeconfig(input: ClusterInput & { user: string; cer
   return render({ cluster: ['cluster', embedded(input)], user: [input.user, credentials], context: input.user });
 }
 
+/**
+ * A kubeconfig whose user runs an exec credential plugin (client.authentication.k8s.io/v1):
+ * client-go and kubectl ask `command args...` for the credential whenever the last one expires.
+ */
+export function renderExecKubeconfig(input: ClusterInput & { user: string; command: string; args: string[] }): string {
+  const exec = { apiVersion: 'client.authentication.k8s.io/v1', command: input.command, args: input.args, interactiveMode: 'Never', provideClusterInfo: false };
+  return render({ cluster: ['cluster', embedded(input)], user: [input.user, { exec }], context: input.user });
+}
+
 function embedded(input: ClusterInput): Dict {
   const cluster: Dict = { server: input.server, 'certificate-authority-data': b64(input.caPem) };
   if (input.tlsServerName) cluster['tls-server-name'] = input.tlsServerName;

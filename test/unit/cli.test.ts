@@ -23,7 +23,7 @@ t.test('version and help', async (t) => {
 });
 
 const usage: Array<[string[], RegExp]> = [
-  [[], /name a command: run, status, doctor, approve, token, cluster, kubeconfig, bundle or version/],
+  [[], /name a command: run, status, doctor, approve, credential, token, cluster, kubeconfig, bundle or version/],
   [['bogus'], /Unknown argument: bogus/],
   [['run'], /--kubeconfig is required \(or --config FILE for several identities\)/],
   [['run', '--config', 'c.yaml', '--kubeconfig', 'k'], /give either --config or --kubeconfig/],
