@@ -197,7 +197,10 @@ export class Daemon {
   private async stopSlots(): Promise<void> {
     for (const s of this.slots) s.controller.abort(new Error('stopping'));
     await Promise.all(this.slots.map((s) => s.done));
-    for (const s of this.slots) this.metrics.forget(s.cfg.name);
+    for (const s of this.slots) {
+      this.metrics.forget(s.cfg.name);
+      this.failures.forget(s.cfg.name);
+    }
   }
 
   private async onCertificate(slot: Slot, state: CredentialState): Promise<void> {
@@ -227,11 +230,11 @@ export class Daemon {
     }
   }
 
-  /** 429s are counted and told at debug level only: the retry (after Retry-After) is the answer. */
+  /** 429s are counted; the retry (after Retry-After) is the answer. */
   private onResponse(identity: string, status: number): void {
     if (status !== 429) return;
+    // The agent logs the 429 itself (debug level), with the wait it chose.
     this.metrics.throttled.inc({ identity });
-    this.log.debug(2, 'the API server asked us to slow down (429); waiting as it said', { identity });
   }
 
   private onAttemptError(slot: Slot, err: unknown): void {

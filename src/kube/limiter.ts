@@ -62,7 +62,7 @@ export class RequestLimiter {
     }
   }
 
-  /** Requests in flight and waiting, per server (for tests and metrics). */
+  /** Requests in flight and waiting for `server` (what a test looks at). */
   load(server: string): { active: number; waiting: number } {
     const lane = this.lanes.get(server);
     return { active: lane?.active ?? 0, waiting: lane?.waiting.length ?? 0 };

@@ -62,9 +62,12 @@ export class FailureLog {
     idLog.info('recovered: a valid certificate is on disk again', { failedAttempts: was.attempts, failingFor: formatDuration(this.now() - was.since) });
   }
 
-  /** Identities failing now, by error (status, tests). */
-  failingCount(): number {
-    return this.failing.size;
+  /** `identity` is gone (a reload dropped it): no longer counted in any summary, and says nothing. */
+  forget(identity: string): void {
+    const was = this.failing.get(identity);
+    if (!was) return;
+    this.failing.delete(identity);
+    this.leave(identity, was.message);
   }
 
   private repeat(identity: string, idLog: Logger, f: Failing, now: number): void {
