@@ -103,10 +103,10 @@ t.test('30 identities while the server is down for 20 s: a few summary lines, th
   t.match(during[0], /could not get a certificate; retrying identity=n\d+ error="cannot reach/);
   t.match(during.join('\n'), /WARN  \d+ identities fail with the same error; retrying error="cannot reach .*ECONNREFUSED/);
   t.equal((p.output.match(/recovered: a valid certificate is on disk again/g) ?? []).length, 30);
-  // Full jitter: the tries after the return are spread out, not all in the same second.
+  // Full jitter: the tries after the return spread over much of the 32 s interval. In lockstep
+  // (kubelet's 16 s stretched by at most 10 %) they all came within about 2 s.
   const creates = fake.requests.filter((r) => r.method === 'POST').map((r) => r.at);
-  const perSecond = new Map<number, number>();
-  for (const at of creates) perSecond.set(Math.floor(at / 1000), (perSecond.get(Math.floor(at / 1000)) ?? 0) + 1);
-  t.ok(Math.max(...perSecond.values()) < 30, `creates spread over ${perSecond.size} seconds: peak ${Math.max(...perSecond.values())} in one`);
+  const span = Math.max(...creates) - Math.min(...creates);
+  t.ok(span >= 8_000, `the 30 creates spread over ${(span / 1000).toFixed(1)} s`);
   t.equal(await p.stop('SIGTERM'), 0);
 });
