@@ -60,6 +60,7 @@ if [ "$profile" = test ]; then
   want keepalived keepalived     # keepalived --config-test
   want getent libc-bin
   want faketime faketime         # the fault suite moves the clock of one process
+  want promtool prometheus       # the shipped alert rules are checked and unit-tested with promtool
   # The haproxy example writes outputs with group haproxy; the haproxy package creates it.
   getent group haproxy >/dev/null 2>&1 || missing+=(haproxy)
 fi

@@ -8,7 +8,7 @@ import { parseCsrPem, type ParsedCsr } from '../pki/csr.js';
 import { ApiError, errorMessage, errorReason } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { ApproverMetrics } from './metrics.js';
-import { decide, policySigners, type Decision, type Policy } from './policy.js';
+import { decide, needsNodes, nodeToLookUp, policySigners, type Decision, type Policy, type PolicyFacts } from './policy.js';
 import { retryDelayMs } from '../base/time.js';
 import { listWatch } from '../kube/listwatch.js';
 
@@ -82,13 +82,20 @@ export class Approver {
       await listWatch<never>(source, {
         object: async (csr) => {
           await this.handle(csr, signal);
+          this.heartbeat();
           return undefined;
         },
         deleted: (csr) => {
           this.forget(csr);
+          this.heartbeat();
           return undefined;
         },
-        listed: () => this.markSynced(),
+        listed: () => {
+          this.markSynced();
+          this.heartbeat();
+        },
+        // The server ends a healthy watch every watchTimeoutSeconds: a beat while nothing happens.
+        ended: () => this.heartbeat(),
         gone: () => this.opts.log.debug(2, 'watch resourceVersion expired (410 Gone); listing again'),
         failed: (err, failures) => {
           this.error('watching CSRs failed; listing again', err);
@@ -112,6 +119,10 @@ export class Approver {
     this.retries.clear();
   }
 
+  private heartbeat(): void {
+    this.opts.metrics?.lastSync.setToCurrentTime();
+  }
+
   private markSynced(): void {
     if (this.synced) return;
     this.synced = true;
@@ -133,7 +144,16 @@ export class Approver {
       this.forget(csr);
       return;
     }
-    const decision = decide(this.policy, csr, await parseRequest(csr));
+    let facts: PolicyFacts;
+    try {
+      facts = await this.factsFor(csr, signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      this.error('could not read the requesting Node; trying again', err, { csr: csr.metadata.name ?? '' });
+      this.scheduleRetry(csr, signal, attempt);
+      return;
+    }
+    const decision = decide(this.policy, csr, await parseRequest(csr), facts);
     const key = `${decision.action}:${decision.rule}:${decision.message}`;
     const uid = csr.metadata.uid ?? '';
     if (this.told.get(uid) === key) return;
@@ -151,6 +171,13 @@ export class Approver {
       if (signal.aborted) return;
       await this.writeFailed(csr, err, signal, attempt);
     }
+  }
+
+  /** What the in-scope rules need looked up: the requesting Node's addresses (nodeAddresses). */
+  private async factsFor(csr: CsrObject, signal: AbortSignal): Promise<PolicyFacts> {
+    const node = nodeToLookUp(this.policy, csr);
+    if (node === undefined) return {};
+    return { nodeAddresses: (await this.api.nodeAddresses(node, signal)) ?? null };
   }
 
   private async writeFailed(csr: CsrObject, err: unknown, signal: AbortSignal, attempt: number): Promise<void> {
@@ -229,6 +256,7 @@ export async function missingPermissions(api: ApiClient, policy: Policy): Promis
     { group, resource: 'certificatesigningrequests', verb: 'watch' },
     { group, resource: 'certificatesigningrequests', verb: 'update', subresource: 'approval' },
     ...policySigners(policy).map((name) => ({ group, resource: 'signers', verb: 'approve', name })),
+    ...(needsNodes(policy) ? [{ group: '', resource: 'nodes', verb: 'get' }] : []),
   ];
   const missing: string[] = [];
   for (const w of wants) {

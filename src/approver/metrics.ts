@@ -1,5 +1,5 @@
 // The policy approver's Prometheus metrics.
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { MetricsEndpoint } from '../base/metricsserver.js';
 
 /** The policy approver's decisions and errors. */
@@ -7,6 +7,7 @@ export class ApproverMetrics extends MetricsEndpoint {
   protected readonly notReady = 'not watching CSRs yet';
   readonly decisions: Counter;
   readonly errors: Counter;
+  readonly lastSync: Gauge;
 
   constructor() {
     super();
@@ -16,5 +17,9 @@ export class ApproverMetrics extends MetricsEndpoint {
       labelNames: ['decision', 'rule', 'signer'], registers,
     });
     this.errors = new Counter({ name: 'tlsboot_approver_errors_total', help: 'Failed list, watch and approval calls, by reason.', labelNames: ['reason'], registers });
+    // A heartbeat: an approver whose list and watch stopped working stops deciding, silently.
+    this.lastSync = new Gauge({
+      name: 'tlsboot_approver_last_sync_timestamp_seconds', help: 'When the approver last listed CSRs or its watch last delivered or ended normally.', registers,
+    });
   }
 }

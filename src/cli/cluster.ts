@@ -114,11 +114,11 @@ async function nodeTarget(a: { kubeconfig?: string; server?: string; ca?: string
 }
 
 const clusterApprover: Handler<Common & { policy: string; user: string; ttl: string; server?: string }> = async (a, io) => {
-  const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate }, { loadPolicy, policySigners, requesterGroups }, { renderClientKubeconfig }] =
+  const [{ adminClient, adminError, approverRbacObjects, issueClientCertificate }, { loadPolicy, needsNodes, policySigners, requesterGroups }, { renderClientKubeconfig }] =
     await Promise.all([lib(), import('../approver/policy.js'), kubeconfigLib()]);
   const policy = await loadPolicy(a.policy);
   if (!a.user) throw new ConfigError('--user must not be empty');
-  const objs = approverRbacObjects(policySigners(policy), a.user, requesterGroups(policy));
+  const objs = approverRbacObjects(policySigners(policy), a.user, requesterGroups(policy), needsNodes(policy));
   if (a['dry-run']) {
     await print(objs, a.output, io);
     return ExitCode.ok;

@@ -7,7 +7,7 @@ import { createLogger, type LogFormat } from '../base/log.js';
 import { formatDuration, parseDuration } from '../base/time.js';
 import type { DaemonConfig, IdentityConfig } from '../daemon/config.js';
 import { KNOWN_USAGES } from '../kube/vocabulary.js';
-import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type IdentityOverrides } from '../node/identity.js';
+import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, servingOverrides, type IdentityOverrides } from '../node/identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import type { Io } from './io.js';
 
@@ -34,6 +34,7 @@ export interface RunArgs {
   'expiration-seconds'?: number;
   'file-prefix'?: string;
   once: boolean;
+  serving: boolean;
   'approval-timeout': string;
   'retry-timeout': string;
   keep: number;
@@ -44,7 +45,7 @@ export interface RunArgs {
 
 export const RUN_OPTIONS: Record<string, Options> = {
   config: { type: 'string', describe: 'YAML config with one or more identities (instead of the single-identity flags)' },
-  kubeconfig: { type: 'string', describe: 'kubeconfig to write (and use once it holds a valid certificate)' },
+  kubeconfig: { type: 'string', describe: 'kubeconfig to write (and use once it holds a valid certificate); with --serving, the node\'s client kubeconfig to request with' },
   'bootstrap-kubeconfig': { type: 'string', describe: 'kubeconfig with the bootstrap token, used when there is no valid certificate' },
   'cert-dir': { type: 'string', default: '/var/lib/tlsboot/pki', describe: 'folder for <prefix>-<timestamp>.pem and <prefix>-current.pem' },
   // No default here: the host name is read when the command runs, not when the module loads (the
@@ -58,7 +59,12 @@ export const RUN_OPTIONS: Record<string, Options> = {
   usage: { type: 'string', array: true, describe: `key usage, repeatable (default kubelet's); one of: ${KNOWN_USAGES.join(', ')}` },
   'key-algorithm': { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'private key type' },
   'expiration-seconds': { type: 'number', describe: 'requested lifetime (>= 600); omitted by default, like kubelet' },
-  'file-prefix': { type: 'string', describe: 'file name prefix (default kubelet-client)' },
+  'file-prefix': { type: 'string', describe: 'file name prefix (default kubelet-client; kubelet-server with --serving)' },
+  serving: {
+    type: 'boolean', default: false,
+    describe: 'kubelet\'s serving certificate (signer kubelet-serving, CN system:node:<node-name>, server auth), requested with --kubeconfig, ' +
+      'the node\'s client kubeconfig; SANs from --dns-name/--ip-address, or the host name and addresses',
+  },
   once: { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' },
   'approval-timeout': { type: 'string', default: formatDuration(DEFAULT_APPROVAL_TIMEOUT_MS), describe: 'how long one CSR may wait for approval and issuance' },
   'retry-timeout': { type: 'string', default: '5m', describe: 'with --once: how long to retry failures (server unreachable, 5xx) before exiting 1 with the last error' },
@@ -127,7 +133,11 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
   }
   if (!a.kubeconfig) throw new ConfigError('--kubeconfig is required (or --config FILE for several identities)');
   if (!Number.isInteger(a.keep) || a.keep < 1) throw new ConfigError('--keep must be a whole number of at least 1');
-  const identity = buildIdentity(a['node-name'] ?? os.hostname().toLowerCase(), overridesFrom(a));
+  const nodeName = a['node-name'] ?? os.hostname().toLowerCase();
+  if (a.serving && a['bootstrap-kubeconfig']) {
+    throw new ConfigError('--bootstrap-kubeconfig is not used with --serving: the serving certificate is requested with --kubeconfig, the node\'s client kubeconfig');
+  }
+  const identity = buildIdentity(nodeName, a.serving ? servingOverrides(nodeName, overridesFrom(a)) : overridesFrom(a));
   const one: IdentityConfig = {
     name: identity.filePrefix,
     kubeconfig: a.kubeconfig,
@@ -140,6 +150,7 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
     hooks: [],
   };
   if (a['bootstrap-kubeconfig']) one.bootstrapKubeconfig = a['bootstrap-kubeconfig'];
+  if (a.serving) one.serving = true;
   return withProcessFlags({ identities: [one] }, a);
 }
 

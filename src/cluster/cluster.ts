@@ -173,9 +173,10 @@ export async function deleteToken(api: ApiClient, id: string): Promise<void> {
 /**
  * The policy approver's least privilege: read CSRs, write their approval, approve for exactly
  * the policy's signers. Plus permission to ask (system:node-bootstrapper) for the groups the
- * policy approves, since a CSR they cannot create is a CSR nobody can approve.
+ * policy approves, since a CSR they cannot create is a CSR nobody can approve. `readNodes`: get
+ * on nodes, which a policy with nodeAddresses needs and no other does.
  */
-export function approverRbacObjects(signers: string[], user: string, requesterGroups: string[]): K8sObject[] {
+export function approverRbacObjects(signers: string[], user: string, requesterGroups: string[], readNodes = false): K8sObject[] {
   const group = 'certificates.k8s.io';
   const rbac = 'rbac.authorization.k8s.io';
   const objs: K8sObject[] = [
@@ -185,6 +186,8 @@ export function approverRbacObjects(signers: string[], user: string, requesterGr
         { apiGroups: [group], resources: ['certificatesigningrequests'], verbs: ['get', 'list', 'watch'] },
         { apiGroups: [group], resources: ['certificatesigningrequests/approval'], verbs: ['update'] },
         { apiGroups: [group], resources: ['signers'], resourceNames: signers, verbs: ['approve'] },
+        // Only for a policy with nodeAddresses: the requesting Node's status.addresses.
+        ...(readNodes ? [{ apiGroups: [''], resources: ['nodes'], verbs: ['get'] }] : []),
       ],
     },
     {

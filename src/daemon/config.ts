@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../base/errors.js';
 import { isLabel } from '../base/text.js';
-import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type Identity, type IdentityOverrides, type IdentitySettings } from '../node/identity.js';
+import { buildIdentity, DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, servingOverrides, type Identity, type IdentityOverrides, type IdentitySettings } from '../node/identity.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
@@ -51,14 +51,14 @@ export interface DaemonConfig {
 const IDENTITY_KEYS = new Set([
   'name', 'bootstrapKubeconfig', 'bootstrapTokenFile', 'kubeconfig', 'certDir', 'filePrefix', 'nodeName', 'subject',
   'signerName', 'usages', 'dnsNames', 'ipAddresses', 'keyAlgorithm', 'expirationSeconds', 'rotationFraction',
-  'approvalTimeout', 'keep', 'allowInsecureBootstrap', 'outputs', 'hooks',
+  'approvalTimeout', 'keep', 'allowInsecureBootstrap', 'outputs', 'hooks', 'serving',
 ]);
 
 /** The config file's key for each single-identity flag, for buildIdentity's messages. */
 const CONFIG_KEY_OF_FLAG: Record<string, string> = {
   'node-name': 'nodeName', 'signer-name': 'signerName', 'common-name': 'subject.commonName', organization: 'subject.organizations',
   'dns-name': 'dnsNames', 'ip-address': 'ipAddresses', usage: 'usages', 'key-algorithm': 'keyAlgorithm',
-  'expiration-seconds': 'expirationSeconds', 'file-prefix': 'filePrefix',
+  'expiration-seconds': 'expirationSeconds', 'file-prefix': 'filePrefix', serving: 'serving',
 };
 
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<DaemonConfig> {
@@ -165,9 +165,15 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
   const filePrefix = str('filePrefix');
   if (filePrefix) overrides.filePrefix = filePrefix;
 
+  const serving = raw['serving'] ?? false;
+  if (typeof serving !== 'boolean') throw new ConfigError(`${where('serving')} must be true or false`);
+  if (serving && (raw['bootstrapKubeconfig'] !== undefined || raw['bootstrapTokenFile'] !== undefined)) {
+    throw new ConfigError(`${where('serving')}: a serving certificate is requested with kubeconfig, the node's client kubeconfig; remove bootstrapKubeconfig and bootstrapTokenFile`);
+  }
   let identity: Identity;
   try {
-    identity = buildIdentity(str('nodeName') ?? os.hostname().toLowerCase(), overrides);
+    const nodeName = str('nodeName') ?? os.hostname().toLowerCase();
+    identity = buildIdentity(nodeName, serving ? servingOverrides(nodeName, overrides) : overrides);
   } catch (err) {
     // buildIdentity speaks in flag names; translate to this file's keys.
     const msg = (err as Error).message.replace(/--([a-z-]+)/g, (_m, flag: string) => CONFIG_KEY_OF_FLAG[flag] ?? flag);
@@ -197,6 +203,7 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
   const tokenFile = filePath('bootstrapTokenFile');
   if (tokenFile) cfg.bootstrapTokenFile = tokenFile;
   if (rotationFraction !== undefined) cfg.rotationFraction = rotationFraction;
+  if (serving) cfg.serving = true;
   return cfg;
 }
 

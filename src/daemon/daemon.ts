@@ -82,7 +82,7 @@ export class Daemon {
     const results = await Promise.allSettled(this.slots.map(async (slot) => {
       const state = await slot.agent.ensure(signal);
       await this.onValid(slot, state);
-      this.log.info('a valid client certificate is on disk', {
+      this.log.info(`a valid ${slot.agent.kind} certificate is on disk`, {
         identity: slot.cfg.name, file: state.file, notAfter: state.notAfter.toISOString(), nextRotation: state.deadline.toISOString(),
       });
     }));
@@ -217,7 +217,7 @@ export class Daemon {
   private async onValid(slot: Slot, state: CredentialState): Promise<void> {
     slot.state = state;
     delete slot.lastError;
-    this.metrics.certificate(slot.cfg.name, state.notAfter, state.deadline);
+    this.metrics.certificate(slot.cfg.name, state.notBefore, state.notAfter, state.deadline);
     await this.syncOutputs(slot);
     this.saveState(slot);
     await this.stateWrites;

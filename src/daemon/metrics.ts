@@ -7,6 +7,7 @@ export class Metrics extends MetricsEndpoint {
   readonly ttl: Gauge;
   readonly nextRotation: Gauge;
   readonly notAfter: Gauge;
+  readonly notBefore: Gauge;
   readonly rotations: Counter;
   readonly rotationErrors: Counter;
   readonly hookFailures: Counter;
@@ -19,13 +20,15 @@ export class Metrics extends MetricsEndpoint {
     const registers = [this.registry];
     // Like kubelet's certificate_manager_client_ttl_seconds: computed at scrape time.
     this.ttl = new Gauge({
-      name: 'tlsboot_certificate_ttl_seconds', help: 'Seconds until the client certificate expires (negative once expired).',
+      name: 'tlsboot_certificate_ttl_seconds', help: 'Seconds until the current certificate expires (negative once expired).',
       labelNames: ['identity'], registers,
       collect: () => {
         for (const [identity, notAfter] of this.expiry) this.ttl.set({ identity }, Math.trunc((notAfter.getTime() - Date.now()) / 1000));
       },
     });
     this.notAfter = new Gauge({ name: 'tlsboot_certificate_not_after_timestamp_seconds', help: 'NotAfter of the current certificate.', labelNames: ['identity'], registers });
+    // With NotAfter, the lifetime: the alert rules warn within the last 10 % of it.
+    this.notBefore = new Gauge({ name: 'tlsboot_certificate_not_before_timestamp_seconds', help: 'NotBefore of the current certificate.', labelNames: ['identity'], registers });
     this.nextRotation = new Gauge({ name: 'tlsboot_next_rotation_timestamp_seconds', help: 'When the next rotation is due.', labelNames: ['identity'], registers });
     this.rotations = new Counter({ name: 'tlsboot_rotations_total', help: 'Certificates obtained (bootstrap and rotation).', labelNames: ['identity'], registers });
     this.rotationErrors = new Counter({ name: 'tlsboot_rotation_errors_total', help: 'Failed attempts to obtain a certificate, by reason.', labelNames: ['identity', 'reason'], registers });
@@ -37,8 +40,9 @@ export class Metrics extends MetricsEndpoint {
     });
   }
 
-  certificate(identity: string, notAfter: Date, deadline: Date): void {
+  certificate(identity: string, notBefore: Date, notAfter: Date, deadline: Date): void {
     this.expiry.set(identity, notAfter);
+    this.notBefore.set({ identity }, notBefore.getTime() / 1000);
     this.notAfter.set({ identity }, notAfter.getTime() / 1000);
     this.nextRotation.set({ identity }, deadline.getTime() / 1000);
   }

@@ -2,7 +2,7 @@
 // CertificateSigningRequests (create, get, list, watch, approve) plus /healthz and plain JSON
 // calls for the cluster-side commands.
 import { Agent, request, type Dispatcher } from 'undici';
-import { checkCsr, checkCsrList, checkEvent } from './csrschema.js';
+import { checkCsr, checkCsrList, checkEvent, checkNodeAddresses } from './csrschema.js';
 import { ApiError } from '../base/errors.js';
 import type { CsrList, CsrObject, ResourceAttributes, StatusObject, WatchEvent } from './csrtypes.js';
 import type { ClientConfig } from './kubeconfig.js';
@@ -70,6 +70,17 @@ export class ApiClient {
   async getCsr(name: string, signal?: AbortSignal): Promise<CsrObject> {
     const path = `${CSR_PATH}/${encodeURIComponent(name)}`;
     return checkCsr(await this.json<unknown>('GET', path, undefined, signal), `GET ${path}`);
+  }
+
+  /** A Node's status.addresses (every type), or undefined when there is no such Node. */
+  async nodeAddresses(name: string, signal?: AbortSignal): Promise<string[] | undefined> {
+    const path = `/api/v1/nodes/${encodeURIComponent(name)}`;
+    try {
+      return checkNodeAddresses(await this.json<unknown>('GET', path, undefined, signal), `GET ${path}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return undefined;
+      throw err;
+    }
   }
 
   async listCsrByName(name: string, signal?: AbortSignal): Promise<CsrList> {

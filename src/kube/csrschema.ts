@@ -1,5 +1,5 @@
 // The API server's JSON, checked before use: a CertificateSigningRequest, a list of them, a
-// watch event. Only the fields tlsboot reads are checked, and only their types; anything else
+// watch event, a Node's addresses. Only the fields tlsboot reads are checked, and only their types; anything else
 // passes through. A body that fails is a MalformedResponse ApiError (a proxy or a server bug),
 // never a TypeError deep in the code that reads it.
 import type { CsrList, CsrObject, StatusObject, WatchEvent } from './csrtypes.js';
@@ -90,6 +90,19 @@ export function checkCsrList(v: unknown, where: string): CsrList {
   const meta = list['metadata'] === undefined ? {} : s.dict(list['metadata'], 'list.metadata');
   s.optString(meta, 'resourceVersion', 'list.metadata');
   return { items: items.map((item: unknown, i) => csrAt(s, item, `list.items[${i}]`)), resourceVersion: (meta['resourceVersion'] as string | undefined) ?? '' };
+}
+
+/** A Node's status.addresses[].address (the approver's nodeAddresses check); nothing else of it. */
+export function checkNodeAddresses(v: unknown, where: string): string[] {
+  const s = new Shape(where);
+  const node = s.dict(v, 'node');
+  const status = node['status'] === undefined ? {} : s.dict(node['status'], 'node.status');
+  const list: unknown = status['addresses'] ?? [];
+  if (!Array.isArray(list)) return s.fail('node.status.addresses', 'is not a list');
+  return list.map((a: unknown, i) => {
+    const address = s.dict(a, `node.status.addresses[${i}]`)['address'];
+    return typeof address === 'string' ? address : s.fail(`node.status.addresses[${i}].address`, 'is not a string');
+  });
 }
 
 /** One watch event. A BOOKMARK carries only metadata; an ERROR carries a Status. */

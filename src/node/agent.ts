@@ -24,7 +24,10 @@ import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/t
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from '../base/version.js';
-import { readBootstrap, readCurrent, unauthorized, type Current } from './credentials.js';
+import { readBootstrap, readClientKubeconfig, readCurrent, readServing, unauthorized, type Current } from './credentials.js';
+
+/** A certificate on disk: a client one comes with the kubeconfig that points at it. */
+type Held = Omit<Current, 'config'> & { config?: ClientConfig };
 import { createOrReuse, pendingKey } from './request.js';
 
 /** How long --once retries failures by default before it exits 1. */
@@ -104,8 +107,8 @@ export class Agent {
     if (current && !force) {
       const deadline = this.deadlineOf(current.leaf);
       if (deadline.getTime() > this.now().getTime() && this.satisfiesIdentity(current.leaf)) {
-        this.log.debug(1, 'current client certificate is valid', { notAfter: current.leaf.notAfter.toISOString() });
-        return this.stateOf(current.leaf, current.config.clientCertificate?.certPath ?? this.opts.kubeconfig, deadline);
+        this.log.debug(1, `current ${this.kind} certificate is valid`, { notAfter: current.leaf.notAfter.toISOString() });
+        return this.stateOf(current.leaf, current.config?.clientCertificate?.certPath ?? this.store.currentPath, deadline);
       }
     }
     return this.retrying(signal, () => this.attempt(signal));
@@ -175,16 +178,35 @@ export class Agent {
     return err instanceof TlsbootError;
   }
 
-  /** One attempt: mutual TLS with the current certificate if it is unexpired, else the token. */
+  /** "client", or "serving" for a certificate that cannot authenticate (the serving preset). */
+  get kind(): 'client' | 'serving' {
+    return this.opts.serving ? 'serving' : 'client';
+  }
+
+  /**
+   * One attempt: mutual TLS with the current certificate if it is unexpired, else the token. A
+   * serving certificate is always requested with the node's client kubeconfig.
+   */
   private async attempt(signal: AbortSignal): Promise<CredentialState> {
+    if (this.opts.serving) {
+      const auth = await readClientKubeconfig(this.opts.kubeconfig, this.now());
+      const current = await this.inspect();
+      return this.renew(auth, `requesting a serving certificate, authenticating with the node's client kubeconfig ${this.opts.kubeconfig}`, current?.leaf, signal);
+    }
     const current = await this.inspect();
-    if (current) return this.rotate(current, signal);
+    if (current?.config) {
+      const credentials: Credentials = { kind: 'certificate', ...current.cert };
+      return this.renew({ config: current.config, credentials }, 'rotating the client certificate, authenticating with the current one', current.leaf, signal);
+    }
     return this.bootstrap(signal);
   }
 
-  /** The unexpired certificate the output kubeconfig points at, if any; a problem is said once. */
-  private async inspect(): Promise<Current | undefined> {
-    const { current, problem } = await readCurrent(this.opts.kubeconfig, this.now());
+  /**
+   * The unexpired certificate on disk, if any; a problem is said once. A client certificate is
+   * the one the written kubeconfig points at; a serving one is <prefix>-current.pem.
+   */
+  private async inspect(): Promise<Held | undefined> {
+    const { current, problem } = this.opts.serving ? await readServing(this.store.currentPath, this.now()) : await readCurrent(this.opts.kubeconfig, this.now());
     if (problem) this.warnOnce(problem.message, problem.fields);
     else this.inspectWarning = undefined;
     return current;
@@ -226,17 +248,15 @@ export class Agent {
    * the name derived from it, as for bootstrap: a retry, an approval timeout or a restart finds
    * the same pending CSR instead of leaving one more behind (kubernetes#132947).
    */
-  private async rotate(current: Current, signal: AbortSignal): Promise<CredentialState> {
+  private async renew(auth: { config: ClientConfig; credentials: Credentials }, what: string, held: CertInfo | undefined, signal: AbortSignal): Promise<CredentialState> {
     const id = this.opts.identity;
     const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'rotation');
     const name = digestedName(spkiDer(key), id.subject, usages, 'csr-');
-    this.say('rotating the client certificate, authenticating with the current one', {
-      server: current.config.server, csr: name, notAfter: current.leaf.notAfter.toISOString(),
-    });
-    const api = this.client(current.config, { kind: 'certificate', ...current.cert });
+    this.say(what, { server: auth.config.server, csr: name, ...(held ? { notAfter: held.notAfter.toISOString() } : {}) });
+    const api = this.client(auth.config, auth.credentials);
     try {
-      return await this.request(api, name, key, usages, current.config, signal);
+      return await this.request(api, name, key, usages, auth.config, signal);
     } catch (err) {
       // A deleted rotation CSR may have been deleted on purpose: ask again with a new key.
       if (err instanceof CsrGoneError) await fs.rm(this.store.keyTmpPath, { force: true });
@@ -269,7 +289,8 @@ export class Agent {
     });
     const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
     const file = await this.store.update(chainPem, privateKeyPem(key), this.now());
-    await this.store.writeKubeconfig(this.opts.kubeconfig, cluster);
+    // A serving certificate authenticates nobody: its kubeconfig is the node's, left as it is.
+    if (!this.opts.serving) await this.store.writeKubeconfig(this.opts.kubeconfig, cluster);
     // Only now: a crash before this line reruns with the same key and finds the same CSR.
     await fs.rm(this.store.keyTmpPath, { force: true });
     await this.store.prune();
@@ -278,7 +299,7 @@ export class Agent {
     const createdAt = Date.parse(csr.metadata.creationTimestamp ?? '');
     // creationTimestamp has whole seconds; never report less than nothing
     if (Number.isFinite(createdAt)) state.issuanceSeconds = Math.max(0, (this.now().getTime() - createdAt) / 1000);
-    this.log.info('client certificate issued and written', {
+    this.log.info(`${this.kind} certificate issued and written`, {
       csr: name, file, notAfter: leaf.notAfter.toISOString(), nextRotation: state.deadline.toISOString(),
     });
     await this.opts.onCertificate?.(state);

@@ -2,7 +2,7 @@
 // holds one that is usable, else the bootstrap token. The agent and `tlsboot doctor` decide the
 // same way, from here.
 import { X509Certificate } from 'node:crypto';
-import { ApiError, BootstrapTokenRejectedError, ConfigError, errorMessage } from '../base/errors.js';
+import { ApiError, BootstrapTokenRejectedError, ConfigError, TlsbootError, errorMessage } from '../base/errors.js';
 import { readIfExists } from '../base/fsutil.js';
 import { USER_AGENT } from '../base/version.js';
 import { clientFor, type Credentials } from '../kube/api.js';
@@ -10,6 +10,7 @@ import { checkToken, readKubeconfig, type ClientConfig } from '../kube/kubeconfi
 import { parseChain, type CertInfo } from '../pki/certs.js';
 import { loadPrivateKey } from '../pki/keys.js';
 import type { IdentitySettings } from './identity.js';
+import { parseCredential } from './store.js';
 
 /** A usable current certificate: its kubeconfig, the pair, and the parsed chain. */
 export interface Current {
@@ -42,30 +43,77 @@ export async function readCurrent(kubeconfig: string, now: Date): Promise<{ curr
   }
   const cc = config.clientCertificate;
   if (!cc) return {};
-  const unusable = (kind: Problem['kind'], error: string): { problem: Problem } =>
-    ({ problem: { kind, message: 'the client certificate in the kubeconfig is unusable; bootstrapping again', fields: { kubeconfig, error } } });
+  const checked = checkPair(cc.certPem, cc.keyPem, cc.keyPath ?? kubeconfig, now, { what: 'client certificate', unusable: 'the client certificate in the kubeconfig is unusable; bootstrapping again', instead: 'falling back to the bootstrap kubeconfig', kubeconfig });
+  return checked.problem ? { problem: checked.problem } : { current: { config, ...checked.pair } };
+}
+
+/**
+ * A serving certificate: `<prefix>-current.pem` (certificate and key in one file, kubelet's
+ * layout) when it is usable now, checked as readCurrent checks a client certificate.
+ */
+export async function readServing(file: string, now: Date): Promise<{ current?: Omit<Current, 'config'>; problem?: Problem }> {
+  const text = (await readIfExists(file))?.toString('utf8');
+  if (text === undefined) return {};
+  let certPem: string;
+  let keyPem: string;
+  try {
+    ({ chainPem: certPem, keyPem } = parseCredential(text, file));
+  } catch (err) {
+    return { problem: { kind: 'unreadable', message: 'the serving certificate is unusable; requesting a new one', fields: { file, error: errorMessage(err) } } };
+  }
+  const checked = checkPair(certPem, keyPem, file, now, { what: 'serving certificate', unusable: 'the serving certificate is unusable; requesting a new one', instead: 'requesting a new one', file });
+  return checked.problem ? { problem: checked.problem } : { current: checked.pair };
+}
+
+/** The pair matches and every certificate of the chain is valid now; else the problem. */
+function checkPair(
+  certPem: string, keyPem: string, keyWhere: string, now: Date, say: { what: string; unusable: string; instead: string; [field: string]: string },
+): { pair: Omit<Current, 'config'>; problem?: undefined } | { problem: Problem } {
+  const { what, instead, unusable: message, ...where } = say;
+  const unusable = (kind: Problem['kind'], error: string): { problem: Problem } => ({ problem: { kind, message, fields: { ...where, error } } });
   let chain: CertInfo[];
   try {
-    chain = parseChain(cc.certPem);
-    const key = loadPrivateKey(cc.keyPem, cc.keyPath ?? kubeconfig);
-    if (!new X509Certificate(cc.certPem).checkPrivateKey(key.privateKey)) return unusable('mismatch', 'the private key does not match the certificate');
+    chain = parseChain(certPem);
+    const key = loadPrivateKey(keyPem, keyWhere);
+    if (!new X509Certificate(certPem).checkPrivateKey(key.privateKey)) return unusable('mismatch', 'the private key does not match the certificate');
   } catch (err) {
     return unusable('unreadable', errorMessage(err));
   }
   const expired = chain.find((c) => c.notAfter.getTime() <= now.getTime());
-  if (expired) {
-    return { problem: { kind: 'expired', message: 'the client certificate has expired; falling back to the bootstrap kubeconfig', fields: { kubeconfig, notAfter: expired.notAfter.toISOString() } } };
-  }
+  if (expired) return { problem: { kind: 'expired', message: `the ${what} has expired; ${instead}`, fields: { ...where, notAfter: expired.notAfter.toISOString() } } };
   const early = chain.find((c) => c.notBefore.getTime() > now.getTime());
   if (early) {
     return {
       problem: {
-        kind: 'not yet valid', message: 'the client certificate is not valid yet (is this clock, or the signer\'s, off?); falling back to the bootstrap kubeconfig',
-        fields: { kubeconfig, notBefore: early.notBefore.toISOString() },
+        kind: 'not yet valid', message: `the ${what} is not valid yet (is this clock, or the signer's, off?); ${instead}`,
+        fields: { ...where, notBefore: early.notBefore.toISOString() },
       },
     };
   }
-  return { current: { config, cert: { certPem: cc.certPem, keyPem: cc.keyPem }, leaf: chain[0]!, chain } };
+  return { pair: { cert: { certPem, keyPem }, leaf: chain[0]!, chain } };
+}
+
+/**
+ * What a serving certificate is requested with: the node's client kubeconfig (kubelet's, or the
+ * one tlsboot writes for the client identity), whatever it authenticates with. Not a ConfigError
+ * while it has no usable certificate yet: the client identity may be bootstrapping right now.
+ */
+export async function readClientKubeconfig(file: string, now: Date): Promise<{ config: ClientConfig; credentials: Credentials }> {
+  let config: ClientConfig;
+  try {
+    config = await readKubeconfig(file);
+  } catch (err) {
+    throw new TlsbootError(`the node's client kubeconfig ${file} is unusable (${errorMessage(err)}): a serving certificate is requested with it; bootstrap the node's client certificate first`);
+  }
+  if (config.token) return { config, credentials: { kind: 'token', token: config.token } };
+  const cc = config.clientCertificate;
+  if (!cc) throw new ConfigError(`${file}: the current user has no client certificate or token to request the serving certificate with`);
+  const checked = checkPair(cc.certPem, cc.keyPem, cc.keyPath ?? file, now, { what: 'client certificate', unusable: '', instead: '' });
+  if (checked.problem) {
+    const { kind, fields } = checked.problem;
+    throw new TlsbootError(`${file}: the node's client certificate is ${kind === 'mismatch' || kind === 'unreadable' ? 'unusable' : kind} (${Object.values(fields).join(', ')}); the serving certificate is requested with it once it is renewed`);
+  }
+  return { config, credentials: { kind: 'certificate', certPem: cc.certPem, keyPem: cc.keyPem } };
 }
 
 /** The bootstrap kubeconfig and what to authenticate with from it; a ConfigError that says what to fix. */

@@ -1,6 +1,7 @@
 // What to ask for: subject, SANs, signer, usages, key algorithm and file prefix. The default is
 // exactly kubelet's client identity; everything else is an override.
 import { isIP } from 'node:net';
+import os from 'node:os';
 import { ConfigError } from '../base/errors.js';
 import type { CsrTemplate } from '../pki/csr.js';
 import type { KeyAlgorithm } from '../pki/keys.js';
@@ -38,6 +39,12 @@ export interface IdentitySettings {
   keep?: number;
   /** Pin the rotation point to this fraction of the lifetime instead of kubelet's 0.7-0.9. */
   rotationFraction?: number;
+  /**
+   * A serving certificate: it cannot authenticate to the API server, so every request is made
+   * with `kubeconfig`, the node's client kubeconfig, which is read and never written; the
+   * certificate is kubelet's `<prefix>-current.pem` and nothing else.
+   */
+  serving?: boolean;
 }
 
 export interface IdentityOverrides {
@@ -50,6 +57,33 @@ export interface IdentityOverrides {
   keyAlgorithm?: KeyAlgorithm;
   expirationSeconds?: number;
   filePrefix?: string;
+}
+
+/** What the serving preset sets itself; a flag for any of them alongside it is a mistake. */
+const SERVING_SETS: Array<[keyof IdentityOverrides, string]> = [['signerName', 'signer-name'], ['commonName', 'common-name'], ['organizations', 'organization'], ['usages', 'usage']];
+
+/**
+ * kubelet's serving certificate (serverTLSBootstrap): signer kubelet-serving, CN
+ * system:node:<node>, O system:nodes, kubelet's server usages, and SANs: the ones given, or the
+ * node and host names and the host's addresses, as kubelet reports them in the Node's status.
+ */
+export function servingOverrides(nodeName: string, o: IdentityOverrides, host = { name: os.hostname(), interfaces: os.networkInterfaces() }): IdentityOverrides {
+  for (const [key, flag] of SERVING_SETS) {
+    if (o[key] !== undefined) throw new ConfigError(`--${flag} cannot be combined with --serving, which sets it (kubelet's serving identity)`);
+  }
+  const given = (o.dnsNames?.length ?? 0) + (o.ipAddresses?.length ?? 0) > 0;
+  return {
+    ...o,
+    signerName: KUBELET_SERVING_SIGNER,
+    dnsNames: given ? o.dnsNames ?? [] : [...new Set([nodeName, host.name.toLowerCase()])],
+    ipAddresses: given ? o.ipAddresses ?? [] : hostAddresses(host.interfaces),
+  };
+}
+
+/** The host's own addresses: not loopback, and not IPv6 link-local (which needs a zone to be used). */
+export function hostAddresses(interfaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string[] {
+  const all = Object.values(interfaces).flatMap((list) => list ?? []);
+  return [...new Set(all.filter((i) => !i.internal && !/^fe[89ab]/i.test(i.address)).map((i) => i.address))];
 }
 
 export function buildIdentity(nodeName: string, o: IdentityOverrides = {}): Identity {

@@ -71,7 +71,8 @@ export class CertStore {
   /** Whether `name` is one of this store's files (tlsboot's state file included). */
   private owns(name: string): boolean {
     const p = escapeRegExp(this.prefix);
-    return new RegExp(`^${p}(-\\d{4}(-\\d{2}){5}\\.pem|-current\\.pem|-updated\\.pem|\\.key\\.tmp|\\.state\\.json)$`).test(name);
+    // The state file is hidden (daemon/state.ts): `.<prefix>.state.json`.
+    return new RegExp(`^(${p}(-\\d{4}(-\\d{2}){5}\\.pem|-current\\.pem|-updated\\.pem|\\.key\\.tmp)|\\.${p}\\.state\\.json)$`).test(name);
   }
 
   /** What a kill -9 in the middle of a write left behind (found by the fault suite); at start only. */

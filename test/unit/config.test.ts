@@ -107,3 +107,32 @@ t.test('missing and unparsable files', async (t) => {
   await fs.writeFile(path.join(dir, 'c.yaml'), 'identities: [\n');
   await t.rejects(loadConfig(path.join(dir, 'c.yaml')), { message: /c.yaml: not valid YAML/ });
 });
+
+t.test('the serving preset: kubelet\'s serving identity, SANs given or the host\'s, no conflicting overrides', async (t) => {
+  const { servingOverrides, hostAddresses, buildIdentity } = await import('../../src/node/identity.js');
+  const nic = (address: string, internal = false): import('node:os').NetworkInterfaceInfo =>
+    address.includes(':')
+      ? { address, internal, family: 'IPv6', scopeid: 0, netmask: 'ffff:ffff:ffff:ffff::', mac: '00:00:00:00:00:00', cidr: null }
+      : { address, internal, family: 'IPv4', netmask: '255.255.255.0', mac: '00:00:00:00:00:00', cidr: null };
+  const host = {
+    name: 'SRV1.example.test',
+    interfaces: { lo: [nic('127.0.0.1', true), nic('::1', true)], eth0: [nic('10.0.0.21'), nic('fe80::1'), nic('fd00::21')], eth1: [nic('10.0.0.21')] },
+  };
+  const id = buildIdentity('srv1', servingOverrides('srv1', {}, host));
+  t.same(id.subject, { commonName: 'system:node:srv1', organizations: ['system:nodes'] });
+  t.equal(id.signerName, 'kubernetes.io/kubelet-serving');
+  t.equal(id.filePrefix, 'kubelet-server');
+  t.same(id.dnsNames, ['srv1', 'srv1.example.test'], 'the node and host names');
+  t.same(id.ipAddresses, ['10.0.0.21', 'fd00::21'], 'no loopback, no link-local, no repeats');
+  t.same(hostAddresses({}), []);
+  const given = buildIdentity('srv1', servingOverrides('srv1', { dnsNames: ['srv1.nodes.example.test'] }, host));
+  t.same([given.dnsNames, given.ipAddresses], [['srv1.nodes.example.test'], []], 'given SANs replace the defaults');
+  t.throws(() => servingOverrides('srv1', { signerName: 'example.com/x' }), /--signer-name cannot be combined with --serving/);
+
+  const cfg = parseConfig({ identities: [{ name: 's', serving: true, kubeconfig: '/k', certDir: '/p', nodeName: 'n1', ipAddresses: ['10.0.0.1'] }] }, FILE);
+  t.equal(cfg.identities[0]!.serving, true);
+  t.equal(cfg.identities[0]!.identity.subject.commonName, 'system:node:n1');
+  t.throws(() => parseConfig({ identities: [{ name: 's', serving: true, kubeconfig: '/k', bootstrapKubeconfig: '/b' }] }, FILE), /identities\[0\] \(s\).serving: a serving certificate is requested with kubeconfig/);
+  t.throws(() => parseConfig({ identities: [{ name: 's', serving: true, kubeconfig: '/k', signerName: 'example.com/x' }] }, FILE), /identities\[0\] \(s\): signerName cannot be combined with serving/);
+  t.throws(() => parseConfig({ identities: [{ name: 's', serving: 'yes', kubeconfig: '/k' }] }, FILE), /serving must be true or false/);
+});

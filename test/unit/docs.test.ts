@@ -17,7 +17,7 @@ t.test('the README\'s config example loads', async (t) => {
 });
 
 t.test('every example config loads', async (t) => {
-  for (const f of ['kubelet/config.yaml', 'haproxy/haproxy.yaml', 'keepalived/keepalived.yaml', 'approver/haproxy.yaml']) {
+  for (const f of ['kubelet/config.yaml', 'kubelet/serving.yaml', 'haproxy/haproxy.yaml', 'keepalived/keepalived.yaml', 'approver/haproxy.yaml']) {
     const cfg = await loadConfig(path.join(ROOT, 'examples', f), { CREDENTIALS_DIRECTORY: '/run/credentials/x' });
     t.ok(cfg.identities.length > 0, f);
   }

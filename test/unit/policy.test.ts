@@ -5,9 +5,9 @@ import t from 'tap';
 import type { CsrObject } from '../../src/kube/csrtypes.js';
 import { buildCsrPem, parseCsrPem, type ParsedCsr } from '../../src/pki/csr.js';
 import { loadConfig } from '../../src/daemon/config.js';
-import { usagesFor } from '../../src/node/identity.js';
+import { buildIdentity, servingOverrides, usagesFor } from '../../src/node/identity.js';
 import { generateKey } from '../../src/pki/keys.js';
-import { decide, globMatch, loadPolicy, parsePolicy, policySigners, requesterGroups } from '../../src/approver/policy.js';
+import { decide, globMatch, loadPolicy, needsNodes, nodeToLookUp, parsePolicy, policySigners, requesterGroups } from '../../src/approver/policy.js';
 import { ROOT, runInProcess, tempDir } from '../support/helpers.js';
 
 const SIGNER = 'kubernetes.io/kube-apiserver-client';
@@ -171,4 +171,57 @@ t.test('tlsboot approve: a bad policy or a missing flag is a one-line error with
   t.match(noFile.stderr, /none.yaml: policy file not found/);
   await fs.writeFile(file, 'rules: [');
   t.match((await runInProcess(['approve', '--kubeconfig', '/nonexistent', '--policy', file])).stderr, /policy.yaml: not valid YAML/);
+});
+
+t.test('kubelet serving: ${nodeName}, dnsNameRegex, maxSubjectAltNames, nodeAddresses', async (t) => {
+  const SERVING = 'kubernetes.io/kubelet-serving';
+  const rule = {
+    name: 'serving', signerName: SERVING, requesters: { groups: ['system:nodes'] },
+    subject: { commonName: '${username}', organizations: ['system:nodes'] }, usages: ['digital signature', 'server auth'],
+    dnsNames: ['${nodeName}'], dnsNameRegex: '[a-z0-9-]+\\.nodes\\.example\\.com', ipAddresses: ['10.0.0.0/8', 'fd00::/8'], maxSubjectAltNames: 3,
+  };
+  const p = parsePolicy({ rules: [rule] }, 's.yaml');
+  const node = { username: 'system:node:srv1', groups: ['system:nodes', 'system:authenticated'], cn: 'system:node:srv1', orgs: ['system:nodes'], usages: ['digital signature', 'server auth'], signer: SERVING };
+  const run = async (a: Ask, pol = p, facts = {}): Promise<string> => {
+    const { csr, request } = await ask(a);
+    const d = decide(pol, csr, request, facts);
+    return `${d.action}: ${d.message}`;
+  };
+  t.equal(await run({ ...node, dns: ['srv1', 'srv1.nodes.example.com'], ips: ['10.1.2.3'] }), 'approve: approved by tlsboot policy rule "serving"');
+  t.match(await run({ ...node, dns: ['srv2'] }), /DNS name "srv2" is not allowed \(allowed: \$\{nodeName\}, \/\^\(\?:\[a-z0-9-\]\+\\.nodes\\.example\\.com\)\$\/\)/, 'another node\'s name');
+  t.match(await run({ ...node, dns: ['x.nodes.example.com.evil.org'] }), /DNS name "x.nodes.example.com.evil.org" is not allowed/, 'the regex is anchored');
+  t.match(await run({ ...node, dns: ['srv1', 'a.nodes.example.com'], ips: ['10.0.0.1', '10.0.0.2'] }), /4 subject alternative names are more than 3/);
+  t.match(await run({ ...node, username: 'haproxy:lb1', groups: ['system:nodes'], dns: ['srv1'] }), /DNS name "srv1" is not allowed/, '${nodeName} matches nothing for a requester that is not a node');
+
+  const checked = parsePolicy({ rules: [{ ...rule, nodeAddresses: true }] }, 's.yaml');
+  t.equal(nodeToLookUp(checked, (await ask({ ...node })).csr), 'srv1');
+  t.equal(nodeToLookUp(p, (await ask({ ...node })).csr), undefined, 'no lookup without nodeAddresses');
+  t.ok(needsNodes(checked));
+  t.notOk(needsNodes(p));
+  const asked = { ...node, dns: ['srv1'], ips: ['10.1.2.3', 'fd00::0:1'] };
+  t.equal(await run(asked, checked, { nodeAddresses: ['10.1.2.3', 'SRV1', 'fd00::1'] }), 'approve: approved by tlsboot policy rule "serving"', 'IPv6 and names compared in one spelling');
+  t.match(await run(asked, checked, { nodeAddresses: ['10.1.2.3', 'srv1'] }), /fd00::1 is not among Node srv1's addresses \(10.1.2.3, srv1\)/);
+  t.match(await run(asked, checked, { nodeAddresses: null }), /Node "srv1" does not exist, so its addresses cannot be checked/);
+  t.match(await run({ ...asked, username: 'haproxy:lb1' }, checked, {}), /the requester "haproxy:lb1" is not a node/);
+
+  const bad: Array<[unknown, RegExp]> = [
+    [{ ...rule, dnsNameRegex: '([' }, /rules\[0\] \(serving\).dnsNameRegex is not a valid regular expression/],
+    [{ ...rule, dnsNameRegex: 7 }, /dnsNameRegex must be a regular expression/],
+    [{ ...rule, maxSubjectAltNames: -1 }, /maxSubjectAltNames must be a whole number/],
+    [{ ...rule, nodeAddresses: 'yes' }, /nodeAddresses must be true or false/],
+  ];
+  for (const [r, re] of bad) t.throws(() => parsePolicy({ rules: [r] }, 's.yaml'), re, String(re));
+});
+
+t.test('the shipped kubelet-serving policy approves the serving preset of tlsboot run', async (t) => {
+  const p = await loadPolicy(path.join(ROOT, 'examples', 'approver', 'kubelet-serving.yaml'));
+  const cfg = await loadConfig(path.join(ROOT, 'examples', 'kubelet', 'serving.yaml'), { CREDENTIALS_DIRECTORY: '/run/x' });
+  const serving = cfg.identities.find((i) => i.serving)!;
+  const id = buildIdentity('srv1', servingOverrides('srv1', { dnsNames: ['srv1', 'srv1.nodes.example.com'], ipAddresses: ['10.0.0.5'] }));
+  t.equal(serving.identity.signerName, id.signerName);
+  const a = { cn: id.subject.commonName, orgs: id.subject.organizations, usages: usagesFor(id, false, 'rotation'), signer: id.signerName, dns: id.dnsNames, ips: id.ipAddresses, username: 'system:node:srv1', groups: ['system:nodes', 'system:authenticated'] };
+  const ok = await ask(a);
+  t.equal(decide(p, ok.csr, ok.request).action, 'approve');
+  const far = await ask({ ...a, ips: ['203.0.113.9'] });
+  t.match(decide(p, far.csr, far.request).message, /IP address 203.0.113.9 is not allowed/);
 });

@@ -109,8 +109,8 @@ t.test('prune keeps the newest N and never the current one', async (t) => {
 t.test('leftovers of a killed write are removed at start, and only this identity\'s', async (t) => {
   const dir = await tempDir(t);
   const hex = 'a1b2c3d4e5f6';
-  const mine = [`.kubelet-client.state.json.tmp-${hex}`, `.kubelet-client-2026-01-01-00-00-00.pem.tmp-${hex}`, `.kubelet-client-current.pem.tmp-${hex}`, `.kubelet-client.key.tmp.tmp-${hex}`, `.kubeconfig.tmp-${hex}`];
-  const theirs = [`.kubelet-client-foo-current.pem.tmp-${hex}`, `.haproxy.state.json.tmp-${hex}`, `.kubeconfig-haproxy.tmp-${hex}`, 'kubelet-client-current.pem.tmp-not-ours'];
+  const mine = [`..kubelet-client.state.json.tmp-${hex}`, `.kubelet-client-2026-01-01-00-00-00.pem.tmp-${hex}`, `.kubelet-client-current.pem.tmp-${hex}`, `.kubelet-client.key.tmp.tmp-${hex}`, `.kubeconfig.tmp-${hex}`];
+  const theirs = [`.kubelet-client-foo-current.pem.tmp-${hex}`, `..haproxy.state.json.tmp-${hex}`, `.kubelet-client.state.json.tmp-${hex}`, `.kubeconfig-haproxy.tmp-${hex}`, 'kubelet-client-current.pem.tmp-not-ours'];
   for (const f of [...mine, ...theirs]) await fs.writeFile(path.join(dir, f), 'x');
   await new CertStore(dir, 'kubelet-client').removeLeftovers(path.join(dir, 'kubeconfig'));
   t.same((await fs.readdir(dir)).sort(), [...theirs].sort());
