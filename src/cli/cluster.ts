@@ -11,6 +11,7 @@ import { bundle } from './bundle.js';
 import type { Io } from './io.js';
 import { kubeconfigBootstrap, kubeconfigExec } from './kubeconfig.js';
 import { tokenCreate, tokenDelete, tokenList } from './token.js';
+import { spkiPin } from '../pki/pin.js';
 
 /** Register the cluster-side commands; `run` is given each handler and keeps its exit code. */
 export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCodeValue>) => Promise<void>): Argv {
@@ -22,7 +23,16 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
       .command('delete <id>', 'delete a bootstrap token', (c) => c.options({ kubeconfig: adminKubeconfig }).positional('id', { type: 'string', demandOption: true }), wrap(tokenDelete))
       .demandCommand(1, 'name a token command: create, list or delete'))
     .command('cluster', 'the cluster side of TLS bootstrap', (t) => t
-      .command('rbac', 'apply kubeadm\'s TLS-bootstrap bindings and system:kube-apiserver-to-kubelet (idempotent)', (c) => c.options({ ...admin, ...rbacOptions }), wrap(clusterRbac))
+      .command('rbac', 'apply kubeadm\'s TLS-bootstrap bindings, system:kube-apiserver-to-kubelet, and cluster-info with its anonymous read (idempotent)', (c) => c.options({
+        ...admin, ...rbacOptions,
+        server: { type: 'string', describe: 'API server URL published in cluster-info (default: the admin kubeconfig\'s)' },
+        ca: { type: 'string', describe: 'CA bundle published in cluster-info (default: the admin kubeconfig\'s)' },
+      }), wrap(clusterRbac))
+      .command('info', 'publish the API server URL and CA bundle nodes trust in kube-public/cluster-info (a CA rotation: add the new CA, later drop the old)', (c) => c.options({
+        kubeconfig: adminKubeconfig,
+        ca: { type: 'string', demandOption: true, describe: 'the CA bundle nodes should trust (one or more PEM certificates)' },
+        server: { type: 'string', describe: 'API server URL for nodes (default: the admin kubeconfig\'s)' },
+      }), wrap(clusterInfo))
       .command('init', 'RBAC + a new token + a bootstrap kubeconfig, in one go', (c) => c.options({
         ...admin, ...rbacOptions, ...tokenOptions,
         server: { type: 'string', describe: 'API server URL for nodes (default: the admin kubeconfig\'s)' },
@@ -37,7 +47,7 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
         ttl: { type: 'string', default: '8760h', describe: 'lifetime of that certificate (the signer may cap it)' },
         server: { type: 'string', describe: 'API server URL in that kubeconfig (default: the admin kubeconfig\'s)' },
       }), wrap(clusterApprover))
-      .demandCommand(1, 'name a cluster command: rbac, init or approver'))
+      .demandCommand(1, 'name a cluster command: rbac, init, info or approver'))
     .command('bundle', 'everything one node needs (bootstrap kubeconfig, token, config, units, install.sh)', (c) => c.options({
       node: { type: 'string', demandOption: true, describe: 'the node\'s name' },
       identity: { type: 'string', choices: ['kubelet', 'haproxy', 'keepalived'], default: 'kubelet' },
@@ -52,7 +62,9 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
     .command('kubeconfig', 'kubeconfig files', (t) => t
       .command('bootstrap', 'write a bootstrap kubeconfig (CA embedded)', (c) => c.options({
         server: { type: 'string', demandOption: true, describe: 'API server URL' },
-        ca: { type: 'string', demandOption: true, describe: 'cluster CA file' },
+        ca: { type: 'string', describe: 'cluster CA file (or --discover)' },
+        discover: { type: 'boolean', default: false, describe: 'take the CA from kube-public/cluster-info, verified with the token (kubeadm join\'s discovery)' },
+        'ca-cert-hash': { type: 'string', array: true, describe: 'with --discover: sha256:<hex> pin of the CA\'s public key, repeatable; only CAs it names are trusted' },
         token: { type: 'string', describe: 'bootstrap token (visible to other local users in ps; prefer --token-file)' },
         'token-file': { type: 'string', describe: 'file holding the bootstrap token' },
         'tls-server-name': { type: 'string', describe: 'server name to verify, when the URL is an IP the certificate does not name' },
@@ -67,23 +79,25 @@ export function clusterCommands(y: Argv, io: Io, run: (h: () => Promise<ExitCode
       .demandCommand(1, 'name a kubeconfig command: bootstrap or exec'));
 }
 
-type RbacArgs = Common & { group: string; 'apiserver-kubelet-user': string };
+type RbacArgs = Common & { group: string; 'apiserver-kubelet-user': string; server?: string; ca?: string };
 
 const clusterRbac: Handler<RbacArgs> = async (a, io) => {
-  const { checkGroups, rbacObjects } = await lib();
+  const { checkGroups, clusterInfoObjects, rbacObjects } = await lib();
   checkGroups([a.group]);
-  const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
+  // cluster-info needs a server and a CA: from the admin kubeconfig, or the flags on a dry run.
+  const target = a.kubeconfig || (a.server && a.ca) ? await nodeTarget(a) : undefined;
+  const objs = [...rbacObjects(a.group, a['apiserver-kubelet-user']), ...clusterInfoObjects(target && { server: target.server, caPems: await caList(target.caPem) })];
   if (a['dry-run']) await print(objs, a.output, io);
   else await applyAll(adminFile(a), objs, io);
   return ExitCode.ok;
 };
 
-const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; server?: string; ca?: string; out: string }> = async (a, io) => {
-  const [{ checkGroups, rbacObjects }, { renderBootstrapKubeconfig }] = await Promise.all([lib(), kubeconfigLib()]);
+const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; description?: string; out: string }> = async (a, io) => {
+  const [{ checkGroups, clusterInfoObjects, rbacObjects }, { renderBootstrapKubeconfig }] = await Promise.all([lib(), kubeconfigLib()]);
   checkGroups([a.group]);
   const groups = a.groups.includes(a.group) ? a.groups : [...a.groups, a.group];
-  const objs = rbacObjects(a.group, a['apiserver-kubelet-user']);
   const target = await nodeTarget(a);
+  const objs = [...rbacObjects(a.group, a['apiserver-kubelet-user']), ...clusterInfoObjects({ server: target.server, caPems: await caList(target.caPem) })];
   if (a['dry-run']) {
     const made = await makeToken({ ...a, groups }, io);
     const { parse } = await import('yaml');
@@ -95,6 +109,27 @@ const clusterInit: Handler<RbacArgs & { ttl: string; groups: string[]; descripti
   const made = await makeToken({ ...a, groups }, io);
   await writeFileAtomic(a.out, renderBootstrapKubeconfig({ ...target, token: made!.value }), { mode: 0o600 });
   io.stdout(`bootstrap kubeconfig written to ${a.out}\n`);
+  return ExitCode.ok;
+};
+
+/** The certificates of a CA bundle (pki/certs loads only when a command needs it). */
+async function caList(bundle: string): Promise<string[]> {
+  return (await import('../pki/certs.js')).caList(bundle);
+}
+
+/** `cluster info`: what cluster-info tells nodes to trust, replaced (the CA rotation's step). */
+const clusterInfo: Handler<{ kubeconfig: string; ca: string; server?: string }> = async (a, io) => {
+  const { adminClient, adminError, publishClusterInfo } = await lib();
+  const caPems = await caList(await readCa(a.ca));
+  const { api, server } = await adminClient(a.kubeconfig);
+  try {
+    const action = await publishClusterInfo(api, a.server ?? server, caPems).catch((err: unknown) => {
+      throw adminError(err, a.kubeconfig);
+    });
+    io.stdout(`configmap/cluster-info ${action}: ${caPems.length} CA(s), ${caPems.map(spkiPin).join(', ')}\n`);
+  } finally {
+    await api.close();
+  }
   return ExitCode.ok;
 };
 

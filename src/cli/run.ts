@@ -35,6 +35,10 @@ export interface RunArgs {
   'file-prefix'?: string;
   once: boolean;
   serving: boolean;
+  'ca-cert-hash'?: string[];
+  'ca-refresh-interval'?: string;
+  'reissue-jitter'?: string;
+  'remove-bootstrap-credential': boolean;
   'approval-timeout': string;
   'retry-timeout': string;
   keep: number;
@@ -66,6 +70,13 @@ export const RUN_OPTIONS: Record<string, Options> = {
       'the node\'s client kubeconfig; SANs from --dns-name/--ip-address, or the host name and addresses',
   },
   once: { type: 'boolean', default: false, describe: 'make sure a valid certificate is on disk (bootstrap or rotate if due), then exit' },
+  'ca-cert-hash': {
+    type: 'string', array: true,
+    describe: 'sha256:<hex> pin of the cluster CA\'s public key, repeatable (kubeadm\'s format): for a bootstrap kubeconfig with no CA, which is then discovered from cluster-info',
+  },
+  'ca-refresh-interval': { type: 'string', describe: 'how often the cluster\'s CAs are read from cluster-info (default 1h, jittered; 0: never)' },
+  'reissue-jitter': { type: 'string', describe: 'after the cluster stops listing the certificate\'s CA, re-issue within this long (default 10m)' },
+  'remove-bootstrap-credential': { type: 'boolean', default: false, describe: 'remove the bootstrap token once the first certificate works' },
   'approval-timeout': { type: 'string', default: formatDuration(DEFAULT_APPROVAL_TIMEOUT_MS), describe: 'how long one CSR may wait for approval and issuance' },
   'retry-timeout': { type: 'string', default: '5m', describe: 'with --once: how long to retry failures (server unreachable, 5xx) before exiting 1 with the last error' },
   keep: { type: 'number', default: DEFAULT_KEEP, describe: 'timestamped certificate files to keep' },
@@ -151,6 +162,11 @@ export async function configFrom(a: RunArgs): Promise<DaemonConfig> {
   };
   if (a['bootstrap-kubeconfig']) one.bootstrapKubeconfig = a['bootstrap-kubeconfig'];
   if (a.serving) one.serving = true;
+  const { trustSettings } = await import('../daemon/config.js');
+  Object.assign(one, trustSettings(
+    { pins: a['ca-cert-hash']?.map(String), refresh: a['ca-refresh-interval'], jitter: a['reissue-jitter'], remove: a['remove-bootstrap-credential'] },
+    { pins: '--ca-cert-hash', refresh: '--ca-refresh-interval', jitter: '--reissue-jitter', remove: '--remove-bootstrap-credential' },
+  ));
   return withProcessFlags({ identities: [one] }, a);
 }
 

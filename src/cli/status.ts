@@ -6,9 +6,9 @@ import { createLogger } from '../base/log.js';
 import type { Io } from './io.js';
 import { configFrom, RUN_OPTIONS, type RunArgs } from './run.js';
 
-export const STATUS_KEYS = ['config', 'kubeconfig', 'cert-dir', 'node-name', 'signer-name', 'common-name', 'organization', 'file-prefix', 'key-algorithm', 'keep', 'approval-timeout', 'allow-insecure-bootstrap'];
+export const STATUS_KEYS = ['config', 'kubeconfig', 'cert-dir', 'node-name', 'signer-name', 'common-name', 'organization', 'file-prefix', 'key-algorithm', 'keep', 'approval-timeout', 'allow-insecure-bootstrap', 'serving'];
 
-export const DOCTOR_KEYS = [...STATUS_KEYS, 'bootstrap-kubeconfig', 'usage', 'dns-name', 'ip-address', 'expiration-seconds'];
+export const DOCTOR_KEYS = [...STATUS_KEYS, 'bootstrap-kubeconfig', 'usage', 'dns-name', 'ip-address', 'expiration-seconds', 'ca-cert-hash', 'remove-bootstrap-credential'];
 
 export function doctorOptions(y: Argv): Argv {
   const opts = Object.fromEntries(DOCTOR_KEYS.map((k) => [k, RUN_OPTIONS[k]!]));

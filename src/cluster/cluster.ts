@@ -10,6 +10,7 @@ import { ApiError, ConfigError } from '../base/errors.js';
 import { APISERVER_CLIENT_SIGNER } from '../kube/vocabulary.js';
 import { generateKey, privateKeyPem } from '../pki/keys.js';
 import { readKubeconfig } from '../kube/kubeconfig.js';
+import { CLUSTER_INFO_NAME, CLUSTER_INFO_NAMESPACE, CLUSTER_INFO_PATH, renderClusterInfoKubeconfig } from '../kube/clusterinfo.js';
 import { silentLogger } from '../base/log.js';
 import { USER_AGENT } from '../base/version.js';
 
@@ -86,15 +87,73 @@ export function rbacObjects(group: string, apiserverKubeletUser: string): K8sObj
   ];
 }
 
+/**
+ * What `kubeadm join` discovers a cluster from: kube-public/cluster-info with the server and the
+ * CA bundle (the bootstrapsigner signs it per token), and kubeadm's Role and RoleBinding that let
+ * system:anonymous read exactly that ConfigMap (kubeadm:bootstrap-signer-clusterinfo).
+ */
+export function clusterInfoObjects(target: { server: string; caPems: string[] } | undefined): K8sObject[] {
+  const name = 'kubeadm:bootstrap-signer-clusterinfo';
+  const meta = { name, namespace: CLUSTER_INFO_NAMESPACE };
+  const rbac: K8sObject[] = [
+    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: meta, rules: [{ apiGroups: [''], resources: ['configmaps'], resourceNames: [CLUSTER_INFO_NAME], verbs: ['get'] }] },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: meta,
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+      subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'system:anonymous' }],
+    },
+  ];
+  if (!target) return rbac;
+  return [{
+    apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: CLUSTER_INFO_NAME, namespace: CLUSTER_INFO_NAMESPACE },
+    data: { kubeconfig: renderClusterInfoKubeconfig(target.server, target.caPems) },
+  }, ...rbac];
+}
+
+/**
+ * Publish this server and CA bundle in cluster-info, replacing what it held (a CA rotation: add
+ * the new CA, later drop the old). The signatures are the controller-manager's to renew.
+ */
+export async function publishClusterInfo(api: ApiClient, server: string, caPems: string[]): Promise<ApplyAction> {
+  const [cm] = clusterInfoObjects({ server, caPems });
+  let existing: K8sObject | undefined;
+  try {
+    existing = await api.request<K8sObject>('GET', CLUSTER_INFO_PATH);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  if (!existing) {
+    await api.request('POST', pathOf(cm!, false), cm);
+    return 'created';
+  }
+  const data = isRecord(existing['data']) ? existing['data'] : {};
+  const kubeconfig = (cm!['data'] as Record<string, string>)['kubeconfig'];
+  if (data['kubeconfig'] === kubeconfig) return 'unchanged';
+  await api.request('PUT', CLUSTER_INFO_PATH, { ...existing, data: { ...data, kubeconfig } });
+  return 'updated';
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 export type ApplyAction = 'created' | 'updated' | 'unchanged';
 
+const PLURAL: Record<string, string> = { ClusterRole: 'clusterroles', ClusterRoleBinding: 'clusterrolebindings', Role: 'roles', RoleBinding: 'rolebindings' };
+
 function pathOf(obj: K8sObject, named = true): string {
-  const base = obj.kind === 'Secret' ? SECRETS : `${RBAC}/${obj.kind === 'ClusterRole' ? 'clusterroles' : 'clusterrolebindings'}`;
+  const ns = obj.metadata.namespace;
+  const base = obj.kind === 'Secret' ? SECRETS
+    : obj.kind === 'ConfigMap' ? `/api/v1/namespaces/${ns}/configmaps`
+      : `${RBAC}${ns ? `/namespaces/${ns}` : ''}/${PLURAL[obj.kind] ?? ''}`;
   return named ? `${base}/${encodeURIComponent(obj.metadata.name)}` : base;
 }
 
-/** What an object says, without server-side fields, to decide "unchanged" (key order aside). */
+/**
+ * What an object says, without server-side fields, to decide "unchanged" (key order aside). A
+ * ConfigMap (cluster-info) is only ever created: once there, it is the operator's (and the
+ * bootstrapsigner's, which adds its signatures).
+ */
 function essence(obj: Record<string, unknown>): string {
+  if (obj['kind'] === 'ConfigMap') return 'created once';
   return canonical({ rules: obj['rules'], roleRef: obj['roleRef'], subjects: obj['subjects'] });
 }
 
@@ -119,7 +178,7 @@ export async function applyObject(api: ApiClient, obj: K8sObject): Promise<Apply
     return 'created';
   }
   if (essence(existing) === essence(obj)) return 'unchanged';
-  if (obj.kind === 'ClusterRoleBinding' && canonical(existing['roleRef']) !== canonical(obj['roleRef'])) {
+  if (obj.kind.endsWith('RoleBinding') && canonical(existing['roleRef']) !== canonical(obj['roleRef'])) {
     await api.request('DELETE', pathOf(obj));
     await api.request('POST', pathOf(obj, false), obj);
     return 'updated';

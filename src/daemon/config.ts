@@ -10,6 +10,7 @@ import { KEY_ALGORITHMS, type KeyAlgorithm } from '../pki/keys.js';
 import { MAX_TIMER_MS, parseDuration } from '../base/time.js';
 import { dict, onlyKeys, readYamlFile, stringList } from '../base/yamlfields.js';
 import { checkFolderPath } from '../base/fsutil.js';
+import { parsePin } from '../pki/pin.js';
 
 export const OUTPUT_TYPES = ['cert', 'key', 'ca', 'combined'] as const;
 export type OutputType = (typeof OUTPUT_TYPES)[number];
@@ -52,6 +53,7 @@ const IDENTITY_KEYS = new Set([
   'name', 'bootstrapKubeconfig', 'bootstrapTokenFile', 'kubeconfig', 'certDir', 'filePrefix', 'nodeName', 'subject',
   'signerName', 'usages', 'dnsNames', 'ipAddresses', 'keyAlgorithm', 'expirationSeconds', 'rotationFraction',
   'approvalTimeout', 'keep', 'allowInsecureBootstrap', 'outputs', 'hooks', 'serving',
+  'caCertHashes', 'caRefreshInterval', 'reissueJitter', 'removeBootstrapCredential',
 ]);
 
 /** The config file's key for each single-identity flag, for buildIdentity's messages. */
@@ -204,7 +206,30 @@ function parseIdentity(entry: unknown, index: number, file: string, dir: string,
   if (tokenFile) cfg.bootstrapTokenFile = tokenFile;
   if (rotationFraction !== undefined) cfg.rotationFraction = rotationFraction;
   if (serving) cfg.serving = true;
+  Object.assign(cfg, trustSettings({
+    pins: strList('caCertHashes'), refresh: raw['caRefreshInterval'], jitter: raw['reissueJitter'], remove: raw['removeBootstrapCredential'],
+  }, { pins: where('caCertHashes'), refresh: where('caRefreshInterval'), jitter: where('reissueJitter'), remove: where('removeBootstrapCredential') }));
   return cfg;
+}
+
+/**
+ * The trust settings of an identity, from the config file or the flags (`where` names each):
+ * CA pins, the cluster-info refresh interval ("0" turns it off), the re-issue jitter, and
+ * whether the bootstrap token is removed once it has served.
+ */
+export function trustSettings(
+  v: { pins?: string[] | undefined; refresh?: unknown; jitter?: unknown; remove?: unknown },
+  where: { pins: string; refresh: string; jitter: string; remove: string },
+): Pick<IdentitySettings, 'caCertHashes' | 'caRefreshIntervalMs' | 'reissueJitterMs' | 'removeBootstrapCredential'> {
+  const out: Pick<IdentitySettings, 'caCertHashes' | 'caRefreshIntervalMs' | 'reissueJitterMs' | 'removeBootstrapCredential'> = {};
+  if (v.pins?.length) out.caCertHashes = v.pins.map((p) => parsePin(p, where.pins));
+  if (v.refresh !== undefined) out.caRefreshIntervalMs = v.refresh === 0 || v.refresh === '0' ? 0 : parseDuration(v.refresh, where.refresh);
+  if (v.jitter !== undefined) out.reissueJitterMs = parseDuration(v.jitter, where.jitter);
+  if (v.remove !== undefined) {
+    if (typeof v.remove !== 'boolean') throw new ConfigError(`${where.remove} must be true or false`);
+    if (v.remove) out.removeBootstrapCredential = true;
+  }
+  return out;
 }
 
 function parseOutputs(v: unknown, where: string, dir: string, env: NodeJS.ProcessEnv): OutputSpec[] {

@@ -168,6 +168,11 @@ export class Daemon {
         onAttemptError: (err) => this.onAttemptError(slot!, err),
         limiter: this.limiter, failures: this.failures, name: cfg.name,
         onResponse: (status) => this.onResponse(cfg.name, status),
+        onTrustChanged: () => this.onTrustChanged(slot!),
+        onTrustChecked: (note) => {
+          this.metrics.issuerUnlisted.set({ identity: cfg.name }, note ? 1 : 0);
+          this.saveState(slot!);
+        },
       });
       slot = { cfg, outputs, agent, controller: new AbortController(), wake: new AbortController() };
       slots.push(slot);
@@ -211,6 +216,15 @@ export class Daemon {
     this.hooks.trigger(slot.cfg.hooks, {
       identity: slot.cfg.name, certFile: state.file, kubeconfig: slot.cfg.kubeconfig,
       changed: [state.file, slot.agent.store.currentPath, ...changed],
+    });
+  }
+
+  /** New CAs in the kubeconfig: the ca outputs follow, and the hooks run as for a new certificate. */
+  private async onTrustChanged(slot: Slot): Promise<void> {
+    const changed = await this.syncOutputs(slot);
+    this.hooks.trigger(slot.cfg.hooks, {
+      identity: slot.cfg.name, certFile: slot.state?.file ?? slot.agent.store.currentPath, kubeconfig: slot.cfg.kubeconfig,
+      changed: [slot.cfg.kubeconfig, ...changed],
     });
   }
 
@@ -299,6 +313,8 @@ export class Daemon {
       st.nextRotation = slot.state.deadline.toISOString();
     }
     if (slot.lastError) st.lastError = slot.lastError;
+    const notes = [slot.agent.trust.note, slot.agent.credentialNote].filter((n): n is string => n !== undefined);
+    if (notes.length > 0) st.notes = notes;
     await writeStateFile(slot.cfg, st, this.log);
   }
 

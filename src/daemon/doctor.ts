@@ -10,7 +10,10 @@ import { usagesFor } from '../node/identity.js';
 import { approveHint, isBootstrapToken, KUBELET_CLIENT_SIGNER } from '../kube/vocabulary.js';
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { rotationWindow } from '../node/deadline.js';
-import { readBootstrap, readCurrent } from '../node/credentials.js';
+import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readCurrent } from '../node/credentials.js';
+import { discoverCas, issuedByOneOf } from '../node/trust.js';
+import { caList } from '../pki/certs.js';
+import { clusterTrust, explainUntrusted } from './trustcheck.js';
 import { CertStore } from '../node/store.js';
 import { USER_AGENT } from '../base/version.js';
 
@@ -39,7 +42,7 @@ type Step = (ctx: Ctx) => Promise<Check | Check[]>;
 export async function runDoctor(cfg: IdentityConfig, now = new Date()): Promise<Check[]> {
   const ctx: Ctx = { cfg, now };
   const checks: Check[] = [];
-  const steps: Step[] = [credentials, server, authentication, csrPermission, autoApproval, csrShape, ourCsrs, certificate];
+  const steps: Step[] = [credentials, server, authentication, csrPermission, autoApproval, csrShape, ourCsrs, certificate, trust, bootstrapCredential];
   try {
     for (const step of steps) {
       const result = await step(ctx);
@@ -78,8 +81,19 @@ async function credentials(ctx: Ctx): Promise<Check> {
     if (!isBootstrapToken(token)) {
       return { check: 'credentials', verdict: 'fail', detail: 'the bootstrap token is not in the [a-z0-9]{6}.[a-z0-9]{16} format, so the bootstrap-token authenticator ignores it', fix: 'create a proper one: tlsboot token create --kubeconfig ADMIN' };
     }
-    Object.assign(ctx, { cluster: boot.config, via: 'token', credentials: boot.credentials });
-    return { check: 'credentials', verdict: 'ok', detail: `bootstrap token ${token.slice(0, 6)}.<secret> from ${source}` };
+    let cluster = boot.config;
+    let discovered = '';
+    if (!cluster.caPem && !cluster.insecureSkipTlsVerify) {
+      try {
+        const cas = await discoverCas(cluster, token, cfg.caCertHashes ?? []);
+        cluster = { ...cluster, caPem: cas.join('') };
+        discovered = `; no CA in it: ${cas.length} CA(s) from cluster-info, verified with the token${cfg.caCertHashes?.length ? ' and the pins' : ''}`;
+      } catch (err) {
+        return { check: 'credentials', verdict: 'fail', detail: `the bootstrap kubeconfig names no CA, and discovery from cluster-info failed: ${errorMessage(err)}`, fix: 'check the server URL, the token and --ca-cert-hash; or put the cluster CA in the bootstrap kubeconfig' };
+      }
+    }
+    Object.assign(ctx, { cluster, via: 'token', credentials: boot.credentials });
+    return { check: 'credentials', verdict: 'ok', detail: `bootstrap token ${token.slice(0, 6)}.<secret> from ${source}${discovered}` };
   }
   Object.assign(ctx, { cluster: boot.config, via: 'token', credentials: boot.credentials });
   return { check: 'credentials', verdict: 'ok', detail: `the bootstrap kubeconfig's client certificate, from ${source}` };
@@ -93,6 +107,9 @@ async function server(ctx: Ctx): Promise<Check> {
     return { check: 'server', verdict: 'ok', detail: `${cluster.server} reachable, TLS verified, Kubernetes ${v.gitVersion ?? '?'}` };
   } catch (err) {
     const msg = errorMessage(err);
+    if (err instanceof ApiError && err.reason === 'TLSVerificationFailed' && !/altnames|does not match|clock/i.test(msg)) {
+      return explainUntrusted(cluster, ctx.credentials?.kind === 'token' ? ctx.credentials.token : undefined);
+    }
     const fix = /altnames|does not match/i.test(msg)
       ? `the server's certificate does not name ${new URL(cluster.server).hostname}: use a name it has in the server URL, or set tls-server-name in ${cluster.file}`
       : /not yet valid|has expired|expired/i.test(msg)
@@ -109,9 +126,7 @@ async function server(ctx: Ctx): Promise<Check> {
 async function authentication(ctx: Ctx): Promise<Check> {
   ctx.api = clientFor(ctx.cluster!, ctx.credentials!, { userAgent: USER_AGENT });
   try {
-    const r = await ctx.api.request<{ status: { userInfo: { username: string; groups?: string[] } } }>('POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews',
-      { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' });
-    ctx.user = { username: r.status.userInfo.username, groups: r.status.userInfo.groups ?? [] };
+    ctx.user = await ctx.api.whoami();
     return { check: 'authentication', verdict: 'ok', detail: `the API server sees ${ctx.user.username} in ${ctx.user.groups.join(', ')}` };
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {
@@ -203,13 +218,29 @@ async function certificate(ctx: Ctx): Promise<Check> {
   const problems: string[] = [];
   if (leaf.notAfter.getTime() <= now.getTime()) problems.push(`expired at ${leaf.notAfter.toISOString()}`);
   if (!cert.checkPrivateKey(current.key.privateKey)) problems.push('the key does not match the certificate');
-  const caPem = ctx.cluster?.caPem;
-  if (caPem && !cert.verify(new X509Certificate(caPem).publicKey)) problems.push('not signed by the cluster CA in the kubeconfig');
+  const cas = caList(ctx.cluster?.caPem);
+  if (cas.length > 0 && !issuedByOneOf(current.chainPem, cas)) problems.push('not signed by a cluster CA in the kubeconfig');
   const w = rotationWindow(leaf.notBefore, leaf.notAfter);
   const window = `${w.from.toISOString()} .. ${w.to.toISOString()}`;
   return problems.length === 0
     ? { check: 'certificate', verdict: 'ok', detail: `${store.currentPath}: valid until ${leaf.notAfter.toISOString()}, key matches, chains to the CA; rotation due ${window}` }
     : { check: 'certificate', verdict: 'fail', detail: `${store.currentPath}: ${problems.join('; ')}`, fix: `remove ${store.currentPath} and restart tlsboot to bootstrap again` };
+}
+
+/** The cluster's CAs as cluster-info lists them, against the node's (a client identity's written kubeconfig). */
+async function trust(ctx: Ctx): Promise<Check[]> {
+  if (ctx.via !== 'certificate' || ctx.cfg.serving || !ctx.cluster) return [];
+  const leaf = (await new CertStore(ctx.cfg.certDir, ctx.cfg.identity.filePrefix).current().catch(() => undefined))?.chainPem;
+  return [await clusterTrust(ctx.cluster, leaf)];
+}
+
+/** removeBootstrapCredential: say that rotation depends on the certificate alone, and the way back. */
+async function bootstrapCredential(ctx: Ctx): Promise<Check[]> {
+  if (!ctx.cfg.removeBootstrapCredential || ctx.via !== 'certificate') return [];
+  const token = await readBootstrap(ctx.cfg).then((b) => b.config.token, () => undefined);
+  return token
+    ? [{ check: 'bootstrap credential', verdict: 'ok', detail: 'the bootstrap token is still there; tlsboot run removes it once the certificate is verified against the server' }]
+    : [{ check: 'bootstrap credential', verdict: 'ok', detail: NO_BOOTSTRAP_CREDENTIAL }];
 }
 
 export function formatChecks(checks: Check[]): string {

@@ -12,6 +12,7 @@ export class Metrics extends MetricsEndpoint {
   readonly rotationErrors: Counter;
   readonly hookFailures: Counter;
   readonly throttled: Counter;
+  readonly issuerUnlisted: Gauge;
   readonly issuance: Histogram;
   private readonly expiry = new Map<string, Date>();
 
@@ -33,6 +34,10 @@ export class Metrics extends MetricsEndpoint {
     this.rotations = new Counter({ name: 'tlsboot_rotations_total', help: 'Certificates obtained (bootstrap and rotation).', labelNames: ['identity'], registers });
     this.rotationErrors = new Counter({ name: 'tlsboot_rotation_errors_total', help: 'Failed attempts to obtain a certificate, by reason.', labelNames: ['identity', 'reason'], registers });
     this.throttled = new Counter({ name: 'tlsboot_api_throttled_total', help: 'Answers 429 Too Many Requests from the API server.', labelNames: ['identity'], registers });
+    this.issuerUnlisted = new Gauge({
+      name: 'tlsboot_certificate_issuer_unlisted', help: '1 while the current certificate was issued by a CA the cluster no longer lists in cluster-info (a re-issue is due).',
+      labelNames: ['identity'], registers,
+    });
     this.hookFailures = new Counter({ name: 'tlsboot_hook_failures_total', help: 'Failed hook runs.', labelNames: ['identity', 'hook'], registers });
     this.issuance = new Histogram({
       name: 'tlsboot_csr_issuance_seconds', help: 'Time from CSR creation to the issued certificate.', labelNames: ['identity'], registers,

@@ -12,6 +12,8 @@ export interface StateFile {
   notAfter?: string;
   nextRotation?: string;
   lastError?: string;
+  /** What the operator should know: a certificate from a CA the cluster no longer lists, no bootstrap credential left. */
+  notes?: string[];
   hookFailures: Array<{ hook: string; failures: number; lastError: string }>;
   updated: string;
 }

@@ -18,6 +18,7 @@ export interface IdentityStatus {
   notAfter?: string;
   nextRotation?: string;
   lastError?: string;
+  notes: string[];
   hookFailures: StateFile['hookFailures'];
 }
 
@@ -28,7 +29,7 @@ export async function readStatus(config: DaemonConfig, now = new Date()): Promis
   for (const cfg of config.identities) {
     const store = new CertStore(cfg.certDir, cfg.identity.filePrefix);
     const saved = await readState(stateFilePath(cfg));
-    const s: IdentityStatus = { identity: cfg.name, file: store.currentPath, state: 'missing', hookFailures: saved?.hookFailures ?? [] };
+    const s: IdentityStatus = { identity: cfg.name, file: store.currentPath, state: 'missing', notes: saved?.notes ?? [], hookFailures: saved?.hookFailures ?? [] };
     if (saved?.lastError) s.lastError = saved.lastError;
     try {
       const current = await store.current();
@@ -63,6 +64,7 @@ export function formatStatus(list: IdentityStatus[]): string {
     const lines = [`${s.identity}: ${s.state}`, `  file:          ${s.file}`];
     if (s.subject) lines.push(`  subject:       ${s.subject}`, `  issuer:        ${s.issuer}`, `  not before:    ${s.notBefore}`, `  not after:     ${s.notAfter}`, `  next rotation: ${s.nextRotation}`);
     if (s.lastError) lines.push(`  last error:    ${s.lastError}`);
+    for (const n of s.notes) lines.push(`  note:          ${n}`);
     for (const h of s.hookFailures) lines.push(`  hook failing:  ${h.hook} (${h.failures} times): ${h.lastError}`);
     return lines.join('\n');
   }).join('\n') + '\n';

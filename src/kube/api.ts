@@ -153,6 +153,16 @@ export class ApiClient {
     return r.status?.allowed === true;
   }
 
+  /** SelfSubjectReview: who the API server takes these credentials for. */
+  async whoami(signal?: AbortSignal): Promise<{ username: string; groups: string[] }> {
+    const path = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
+    const r = await this.json<unknown>('POST', path, { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }, signal);
+    const info = (r as { status?: { userInfo?: { username?: unknown; groups?: unknown } } } | null)?.status?.userInfo;
+    if (typeof info?.username !== 'string') throw new ApiError(`POST ${path}: the server's answer is malformed: status.userInfo.username is not a string`, 0, 'MalformedResponse');
+    const groups = Array.isArray(info.groups) ? info.groups.filter((g): g is string => typeof g === 'string') : [];
+    return { username: info.username, groups };
+  }
+
   /** Any JSON API call (the cluster-side commands: Secrets, RBAC). */
   async request<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     return this.json<T>(method, path, body, signal);

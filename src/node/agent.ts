@@ -24,7 +24,9 @@ import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/t
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from '../base/version.js';
-import { readBootstrap, readClientKubeconfig, readCurrent, readServing, unauthorized, type Current } from './credentials.js';
+import { ClusterInfoError } from '../kube/clusterinfo.js';
+import { DEFAULT_CA_REFRESH_MS, DEFAULT_REISSUE_JITTER_MS, isUntrustedServer, TrustKeeper } from './trust.js';
+import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readClientKubeconfig, removeBootstrapToken, readCurrent, readServing, unauthorized, type Current } from './credentials.js';
 
 /** A certificate on disk: a client one comes with the kubeconfig that points at it. */
 type Held = Omit<Current, 'config'> & { config?: ClientConfig };
@@ -56,6 +58,10 @@ export interface AgentOptions extends IdentitySettings {
   failures?: FailureLog;
   /** This identity's name in that log (the daemon's identity name). */
   name?: string;
+  /** The cluster's CAs changed and the kubeconfig now trusts them (for outputs and hooks). */
+  onTrustChanged?: () => Promise<void>;
+  /** After each read of the cluster's CAs: why the certificate should be re-issued, if it should. */
+  onTrustChecked?: (note: string | undefined) => void;
 }
 
 export interface CredentialState {
@@ -83,6 +89,12 @@ export class Agent {
   private readonly failures: FailureLog;
   /** A retry, not a first attempt: the attempt's own lines go to debug (the failure log tells). */
   private retryingNow = false;
+  readonly trust: TrustKeeper;
+  /** Set once removeBootstrapCredential has removed the token (for status). */
+  credentialNote: string | undefined;
+  /** A re-issue after a signer change is under way; its product is not re-issued again. */
+  private reissuing = false;
+  private reissuedSerial: string | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -91,6 +103,13 @@ export class Agent {
     this.rand = opts.rand ?? Math.random;
     this.now = opts.now ?? (() => new Date());
     this.store = new CertStore(opts.certDir, opts.identity.filePrefix, { keep: opts.keep ?? DEFAULT_KEEP, log: this.log });
+    this.trust = new TrustKeeper({
+      kubeconfig: opts.kubeconfig, pins: opts.caCertHashes ?? [], log: this.log,
+      bootstrap: async () => (await readBootstrap(this.opts)).config,
+      write: (cluster) => this.store.writeKubeconfig(opts.kubeconfig, cluster),
+      ...(opts.onTrustChanged ? { onChanged: opts.onTrustChanged } : {}),
+      ...(opts.onTrustChecked ? { onChecked: opts.onTrustChecked } : {}),
+    });
   }
 
   /**
@@ -98,6 +117,12 @@ export class Agent {
    * Retries per kubelet's schedule; returns once a valid credential is in place.
    */
   async ensure(signal: AbortSignal, force = false): Promise<CredentialState> {
+    const state = await this.ensureValid(signal, force);
+    if (this.opts.removeBootstrapCredential && !this.opts.serving) await this.retireBootstrap(signal);
+    return state;
+  }
+
+  private async ensureValid(signal: AbortSignal, force: boolean): Promise<CredentialState> {
     await this.store.recover(this.now());
     if (!this.started) {
       this.started = true;
@@ -133,11 +158,86 @@ export class Agent {
       } else {
         early = 0;
       }
+      // The trust is read at start and after every rotation, then every caRefreshInterval.
+      next = await this.keepTrust(next, signal);
       this.log.info('next rotation scheduled', { at: next.toISOString(), notAfter: state.notAfter.toISOString() });
-      const due = await sleepUntil(next, { signal, ...(wake ? { wake: wake() } : {}), now: () => this.now().getTime() });
+      const due = await this.sleepTracking(next, signal, wake);
       force = true;
       if (!due && !signal.aborted) this.log.info('rotating now on request');
     }
+  }
+
+  /**
+   * removeBootstrapCredential: once the API server takes the certificate for who it names, the
+   * bootstrap token goes (node/credentials), so that no secret outlives its use on the node.
+   */
+  private async retireBootstrap(signal: AbortSignal): Promise<void> {
+    const current = await this.inspect();
+    if (!current?.config) return;
+    const api = this.client(current.config, { kind: 'certificate', ...current.cert });
+    try {
+      if ((await api.whoami(signal)).username !== current.leaf.subject.commonName) return;
+    } catch (err) {
+      this.log.debug(1, 'the certificate could not be verified against the server yet; the bootstrap token stays', { error: errorMessage(err) });
+      return;
+    } finally {
+      await api.close();
+    }
+    const { removed, problem } = await removeBootstrapToken(this.opts);
+    if (problem) this.warnOnce(problem, {});
+    if (removed.length > 0) this.log.info('removed the bootstrap token: rotation depends on the current certificate from now on', { removed: removed.join(',') });
+    this.credentialNote = problem ? undefined : NO_BOOTSTRAP_CREDENTIAL;
+  }
+
+  /** Whether this identity follows the cluster's CAs (a client identity, refresh not off). */
+  private get tracksTrust(): boolean {
+    return !this.opts.serving && this.opts.caRefreshIntervalMs !== 0;
+  }
+
+  /** Sleep until `next`, reading the cluster's CAs every caRefreshInterval; false when woken early. */
+  private async sleepTracking(next: Date, signal: AbortSignal, wake?: () => AbortSignal): Promise<boolean> {
+    const interval = this.opts.caRefreshIntervalMs ?? DEFAULT_CA_REFRESH_MS;
+    for (;;) {
+      const opts = { signal, ...(wake ? { wake: wake() } : {}), now: () => this.now().getTime() };
+      // Jittered, so that a fleet started together does not read cluster-info together.
+      const refreshAt = this.tracksTrust ? this.now().getTime() + interval * (0.75 + 0.5 * this.rand()) : Infinity;
+      if (next.getTime() <= refreshAt) return sleepUntil(next, opts);
+      if (!(await sleepUntil(new Date(refreshAt), opts))) return false;
+      next = await this.keepTrust(next, signal);
+    }
+  }
+
+  /**
+   * Read the cluster's CAs (node/trust); when the current certificate's issuer is no longer
+   * listed, bring the rotation forward to a random point within reissueJitter, once.
+   */
+  private async keepTrust(next: Date, signal: AbortSignal): Promise<Date> {
+    if (!this.tracksTrust) return next;
+    const current = await this.inspect();
+    if (!current?.config) return next;
+    const who = `${this.opts.name ?? this.store.currentPath} (cluster CAs)`;
+    let stale: boolean;
+    try {
+      stale = await this.trust.refresh(current.config, current.cert.certPem, signal);
+      this.failures.recovered(who, this.log);
+    } catch (err) {
+      if (!signal.aborted) this.failures.failed(who, this.log, `could not read the cluster's CAs from cluster-info: ${errorMessage(err)}`, {});
+      return next;
+    }
+    if (this.reissuing) {
+      this.reissuing = false;
+      this.reissuedSerial = current.leaf.serialNumber;
+    }
+    if (!stale) return next;
+    if (this.reissuedSerial === current.leaf.serialNumber) {
+      this.warnOnce('the signer still issues from a CA that cluster-info does not list; not re-issuing again', { issuer: current.leaf.issuer });
+      return next;
+    }
+    const at = new Date(this.now().getTime() + this.rand() * (this.opts.reissueJitterMs ?? DEFAULT_REISSUE_JITTER_MS));
+    if (at.getTime() >= next.getTime()) return next;
+    this.reissuing = true;
+    this.log.info('the certificate was issued by a CA the cluster no longer lists: re-issuing it', { issuer: current.leaf.issuer, at: at.toISOString() });
+    return at;
   }
 
   private async retrying(signal: AbortSignal, attempt: () => Promise<CredentialState>): Promise<CredentialState> {
@@ -170,6 +270,8 @@ export class Agent {
   private retryable(err: unknown): boolean {
     // A rejected token may be replaced while we wait (kubelet retries 401s for ever too).
     if (err instanceof BootstrapTokenRejectedError) return !this.opts.once;
+    // cluster-info forged, or unpublished: a man in the middle may go, an admin may publish it.
+    if (err instanceof ClusterInfoError) return !this.opts.once;
     if (err instanceof ConfigError || err instanceof CsrRejectedError) return false;
     if (!this.opts.once) return true;
     // --once: wait out what may heal by itself (server down, CSR deleted), not what needs a human.
@@ -188,6 +290,16 @@ export class Agent {
    * serving certificate is always requested with the node's client kubeconfig.
    */
   private async attempt(signal: AbortSignal): Promise<CredentialState> {
+    try {
+      return await this.attemptOnce(signal);
+    } catch (err) {
+      // The server's certificate no longer verifies: the cluster's CA may have changed.
+      if (!isUntrustedServer(err) || this.opts.serving) throw err;
+      throw await this.trust.recover(err, signal);
+    }
+  }
+
+  private async attemptOnce(signal: AbortSignal): Promise<CredentialState> {
     if (this.opts.serving) {
       const auth = await readClientKubeconfig(this.opts.kubeconfig, this.now());
       const current = await this.inspect();
@@ -196,7 +308,15 @@ export class Agent {
     const current = await this.inspect();
     if (current?.config) {
       const credentials: Credentials = { kind: 'certificate', ...current.cert };
-      return this.renew({ config: current.config, credentials }, 'rotating the client certificate, authenticating with the current one', current.leaf, signal);
+      try {
+        return await this.renew({ config: current.config, credentials }, 'rotating the client certificate, authenticating with the current one', current.leaf, signal);
+      } catch (err) {
+        // The server no longer accepts the certificate (its CA was dropped from the client CA,
+        // say): the bootstrap token is the way back, when there is one.
+        if (!(err instanceof ApiError && err.status === 401) || !this.opts.bootstrapKubeconfig) throw err;
+        if ((await unauthorized(current.config, err, signal)) instanceof ApiError) throw err;
+        this.log.warn('the API server no longer accepts the current certificate; falling back to the bootstrap token', { kubeconfig: this.opts.kubeconfig });
+      }
     }
     return this.bootstrap(signal);
   }
@@ -226,7 +346,8 @@ export class Agent {
   }
 
   private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
-    const boot = await readBootstrap(this.opts);
+    const read = await readBootstrap(this.opts);
+    const boot = { ...read, config: await this.trust.complete(read.config, signal) };
     const id = this.opts.identity;
     const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
     const usages = usagesFor(id, isRsa(key), 'bootstrap');

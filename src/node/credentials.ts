@@ -2,8 +2,10 @@
 // holds one that is usable, else the bootstrap token. The agent and `tlsboot doctor` decide the
 // same way, from here.
 import { X509Certificate } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import { isMap, isSeq, parseDocument } from 'yaml';
 import { ApiError, BootstrapTokenRejectedError, ConfigError, TlsbootError, errorMessage } from '../base/errors.js';
-import { readIfExists } from '../base/fsutil.js';
+import { readIfExists, writeFileAtomic } from '../base/fsutil.js';
 import { USER_AGENT } from '../base/version.js';
 import { clientFor, type Credentials } from '../kube/api.js';
 import { checkToken, readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
@@ -160,4 +162,44 @@ export async function unauthorized(config: ClientConfig, err: ApiError, signal: 
     `the bootstrap credentials in ${config.file} were rejected (${err.status} ${err.reason || 'Unauthorized'}): the token has expired or was deleted. ` +
       `Create a new bootstrap token (kubeadm token create, or tlsboot token create) and put it in ${config.tokenFile ?? config.file}`,
   );
+}
+
+/** What `removeBootstrapCredential` tells status and doctor once the token is gone. */
+export const NO_BOOTSTRAP_CREDENTIAL = 'the bootstrap token was removed after the first certificate (removeBootstrapCredential): rotation depends on the current certificate alone; ' +
+  'if it ever expires, put a new token in place (tlsboot bundle, or tlsboot token create)';
+
+/**
+ * Remove the bootstrap token once it has served: the token file, or the `token` of a bootstrap
+ * kubeconfig that tlsboot wrote (`tlsboot kubeconfig bootstrap`, `cluster init`, `bundle`: user
+ * tls-bootstrap). A kubeconfig written by someone else is left alone, with a reason. Returns what
+ * was removed, or why nothing could be.
+ */
+export async function removeBootstrapToken(s: IdentitySettings): Promise<{ removed: string[]; problem?: string }> {
+  const tokenFile = s.bootstrapTokenFile ?? (s.bootstrapKubeconfig ? (await readKubeconfig(s.bootstrapKubeconfig).catch(() => undefined))?.tokenFile : undefined);
+  if (tokenFile) {
+    try {
+      await fs.rm(tokenFile, { force: true });
+      return { removed: [tokenFile] };
+    } catch (err) {
+      return { removed: [], problem: `cannot remove the bootstrap token file ${tokenFile}: ${errorMessage(err)}; remove it where it comes from` };
+    }
+  }
+  const file = s.bootstrapKubeconfig;
+  const text = file ? (await readIfExists(file))?.toString('utf8') : undefined;
+  if (!file || text === undefined) return { removed: [] };
+  const doc = parseDocument(text);
+  const users = doc.get('users');
+  if (!isSeq(users)) return { removed: [] };
+  let found = false;
+  let ours = true;
+  for (const u of users.items) {
+    if (!isMap(u) || !u.hasIn(['user', 'token'])) continue;
+    found = true;
+    if (u.get('name') !== 'tls-bootstrap') ours = false;
+    else u.deleteIn(['user', 'token']);
+  }
+  if (!found) return { removed: [] };
+  if (!ours) return { removed: [], problem: `${file} was not written by tlsboot (its user is not tls-bootstrap): remove its token by hand` };
+  await writeFileAtomic(file, doc.toString({ lineWidth: 0 }), { mode: 0o600 });
+  return { removed: [`${file} (token)`] };
 }

@@ -45,6 +45,14 @@ export interface IdentitySettings {
    * certificate is kubelet's `<prefix>-current.pem` and nothing else.
    */
   serving?: boolean;
+  /** kubeadm-style pins (sha256:<hex>) for the CA a bootstrap kubeconfig without one discovers. */
+  caCertHashes?: string[];
+  /** How often the cluster's CAs are read from cluster-info (jittered); 0: never. */
+  caRefreshIntervalMs?: number;
+  /** After a signer change, the re-issue is spread over this long. */
+  reissueJitterMs?: number;
+  /** Remove the bootstrap token once the first certificate works. */
+  removeBootstrapCredential?: boolean;
 }
 
 export interface IdentityOverrides {

@@ -14,6 +14,11 @@ export function splitPem(text: string): PemBlock[] {
   return [...text.matchAll(PEM_BLOCK)].map((m) => ({ type: m[1] ?? '', pem: m[0] + '\n' }));
 }
 
+/** The CERTIFICATE blocks of a bundle (a CA file may hold several: a CA rotation's overlap). */
+export function caList(bundle: string | undefined): string[] {
+  return splitPem(bundle ?? '').filter((b) => b.type === 'CERTIFICATE').map((b) => b.pem);
+}
+
 export interface CertInfo {
   subject: Subject;
   issuer: string;

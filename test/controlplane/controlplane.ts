@@ -123,7 +123,8 @@ export class ControlPlane {
     this.opts.log?.(line);
   }
 
-  private pki(name: string): string {
+  /** A file of the control plane's PKI folder (the CA rotation helper changes them). */
+  pki(name: string): string {
     return path.join(this.dir, 'pki', name);
   }
 
@@ -150,6 +151,11 @@ export class ControlPlane {
     await ossl('pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
     await this.writeCertKubeconfig(this.adminKubeconfig, 'admin');
     await this.writeCertKubeconfig(path.join(this.dir, 'kcm.kubeconfig'), 'kcm');
+    // The API server's client CA and the controller-manager's signer in files of their own, so
+    // that a CA rotation (carotation.ts) can change each apart, as a real one does.
+    await fs.copyFile(this.pki('ca.crt'), this.pki('client-ca.crt'));
+    await fs.copyFile(this.pki('ca.crt'), this.pki('signer.crt'));
+    await fs.copyFile(this.pki('ca.key'), this.pki('signer.key'));
   }
 
   /**
@@ -197,6 +203,12 @@ export class ControlPlane {
     const pem = await fs.readFile(path.join(dir, 'cert.pem'), 'utf8');
     await fs.rm(dir, { recursive: true, force: true });
     return pem;
+  }
+
+  /** Rewrite the admin and controller-manager kubeconfigs from the PKI files (after a CA change). */
+  async rewriteKubeconfigs(): Promise<void> {
+    await this.writeCertKubeconfig(this.adminKubeconfig, 'admin');
+    await this.writeCertKubeconfig(path.join(this.dir, 'kcm.kubeconfig'), 'kcm');
   }
 
   private async writeCertKubeconfig(file: string, who: string): Promise<void> {
@@ -258,7 +270,7 @@ export class ControlPlane {
       '--advertise-address=127.0.0.1', '--endpoint-reconciler-type=none',
       `--tls-cert-file=${this.pki('apiserver.crt')}`, `--tls-private-key-file=${this.pki('apiserver.key')}`,
       `--tls-sni-cert-key=${this.pki('future.crt')},${this.pki('future.key')}:${FUTURE_SNI}`,
-      `--client-ca-file=${this.pki('ca.crt')}`,
+      `--client-ca-file=${this.pki('client-ca.crt')}`,
       '--enable-bootstrap-token-auth=true',
       '--authorization-mode=Node,RBAC',
       '--enable-admission-plugins=NodeRestriction',
@@ -279,7 +291,7 @@ export class ControlPlane {
       `--kubeconfig=${path.join(this.dir, 'kcm.kubeconfig')}`,
       '--use-service-account-credentials=true',
       '--controllers=csrapproving,csrsigning,csrcleaner,bootstrapsigner,tokencleaner,serviceaccount-token,serviceaccount',
-      `--cluster-signing-cert-file=${this.pki('ca.crt')}`, `--cluster-signing-key-file=${this.pki('ca.key')}`,
+      `--cluster-signing-cert-file=${this.pki('signer.crt')}`, `--cluster-signing-key-file=${this.pki('signer.key')}`,
       `--cluster-signing-duration=${this.opts.signingDuration ?? '8760h'}`,
       `--service-account-private-key-file=${this.pki('sa.key')}`,
       `--root-ca-file=${this.pki('ca.crt')}`,
@@ -312,6 +324,11 @@ export class ControlPlane {
     await this.stopProcess('kube-apiserver');
     if (downMs > 0) await sleep(downMs);
     await this.startApiserver();
+  }
+
+  async restartControllerManager(): Promise<void> {
+    await this.stopProcess('kube-controller-manager');
+    await this.startControllerManager();
   }
 
   private local(what: string): void {
