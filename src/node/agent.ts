@@ -92,9 +92,6 @@ export class Agent {
   readonly trust: TrustKeeper;
   /** Set once removeBootstrapCredential has removed the token (for status). */
   credentialNote: string | undefined;
-  /** A re-issue after a signer change is under way; its product is not re-issued again. */
-  private reissuing = false;
-  private reissuedSerial: string | undefined;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -224,20 +221,7 @@ export class Agent {
       if (!signal.aborted) this.failures.failed(who, this.log, `could not read the cluster's CAs from cluster-info: ${errorMessage(err)}`, {});
       return next;
     }
-    if (this.reissuing) {
-      this.reissuing = false;
-      this.reissuedSerial = current.leaf.serialNumber;
-    }
-    if (!stale) return next;
-    if (this.reissuedSerial === current.leaf.serialNumber) {
-      this.warnOnce('the signer still issues from a CA that cluster-info does not list; not re-issuing again', { issuer: current.leaf.issuer });
-      return next;
-    }
-    const at = new Date(this.now().getTime() + this.rand() * (this.opts.reissueJitterMs ?? DEFAULT_REISSUE_JITTER_MS));
-    if (at.getTime() >= next.getTime()) return next;
-    this.reissuing = true;
-    this.log.info('the certificate was issued by a CA the cluster no longer lists: re-issuing it', { issuer: current.leaf.issuer, at: at.toISOString() });
-    return at;
+    return this.trust.reissueAt(current.leaf, stale, next, { now: this.now(), rand: this.rand, jitterMs: this.opts.reissueJitterMs ?? DEFAULT_REISSUE_JITTER_MS });
   }
 
   private async retrying(signal: AbortSignal, attempt: () => Promise<CredentialState>): Promise<CredentialState> {

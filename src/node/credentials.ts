@@ -174,7 +174,7 @@ export const NO_BOOTSTRAP_CREDENTIAL = 'the bootstrap token was removed after th
  * tls-bootstrap). A kubeconfig written by someone else is left alone, with a reason. Returns what
  * was removed, or why nothing could be.
  */
-export async function removeBootstrapToken(s: IdentitySettings): Promise<{ removed: string[]; problem?: string }> {
+export async function removeBootstrapToken(s: Pick<IdentitySettings, 'bootstrapTokenFile' | 'bootstrapKubeconfig'>): Promise<{ removed: string[]; problem?: string }> {
   const tokenFile = s.bootstrapTokenFile ?? (s.bootstrapKubeconfig ? (await readKubeconfig(s.bootstrapKubeconfig).catch(() => undefined))?.tokenFile : undefined);
   if (tokenFile) {
     try {

@@ -9,6 +9,7 @@ import { ApiClient } from '../kube/api.js';
 import { ClusterInfoError, fetchClusterInfo, verifyClusterInfo } from '../kube/clusterinfo.js';
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import type { Logger } from '../base/log.js';
+import type { Random } from '../base/time.js';
 import { caList } from '../pki/certs.js';
 import { pinned, spkiPin } from '../pki/pin.js';
 import { USER_AGENT } from '../base/version.js';
@@ -157,10 +158,13 @@ export interface TrustKeeperOptions {
 export class TrustKeeper {
   /** Learned through the token while the written kubeconfig could not hold them yet. */
   private learned: string[] = [];
-  /** Said once per distinct state, not at every refresh. */
-  private told = '';
+  /** What was last said of each kind of news, so that each is said once, not at every refresh. */
+  private readonly told = new Map<string, string>();
   /** Why the current certificate should be re-issued, for status and doctor. */
   note: string | undefined;
+  /** A re-issue after a signer change is under way; what it brings is not re-issued again. */
+  private reissuing = false;
+  private reissuedSerial: string | undefined;
 
   constructor(private readonly opts: TrustKeeperOptions) {}
 
@@ -205,12 +209,34 @@ export class TrustKeeper {
       });
       await this.opts.onChanged?.();
     }
-    this.tell(update.kept.length > 0 ? `kept:${update.kept.map(spkiPin).join(',')}` : '', () =>
+    this.tell('kept', update.kept.map(spkiPin).join(','), () =>
       this.opts.log.info('a CA that cluster-info no longer lists is kept: the API server\'s certificate still needs it', { cas: update.kept.map(spkiPin).join(',') }));
     const stale = !issuedByOneOf(leafPem, listed);
     this.note = stale ? 'issued by a CA the cluster no longer lists' : undefined;
     this.opts.onChecked?.(this.note);
     return stale;
+  }
+
+  /**
+   * When to rotate `leaf`, given whether refresh() found its CA unlisted: at a random point within
+   * jitterMs (a fleet does not re-issue at once), unless `next` is sooner. Once per signer change:
+   * if what the re-issue brought is unlisted too, the signer has not moved yet; say so, wait.
+   */
+  reissueAt(leaf: { serialNumber: string; issuer: string }, stale: boolean, next: Date, o: { now: Date; rand: Random; jitterMs: number }): Date {
+    if (this.reissuing) {
+      this.reissuing = false;
+      this.reissuedSerial = leaf.serialNumber;
+    }
+    if (!stale) return next;
+    if (this.reissuedSerial === leaf.serialNumber) {
+      this.tell('still', leaf.serialNumber, () => this.opts.log.warn('the signer still issues from a CA that cluster-info does not list; not re-issuing again', { issuer: leaf.issuer }));
+      return next;
+    }
+    const at = new Date(o.now.getTime() + o.rand() * o.jitterMs);
+    if (at.getTime() >= next.getTime()) return next;
+    this.reissuing = true;
+    this.opts.log.info('the certificate was issued by a CA the cluster no longer lists: re-issuing it', { issuer: leaf.issuer, at: at.toISOString() });
+    return at;
   }
 
   /**
@@ -253,9 +279,10 @@ export class TrustKeeper {
     return caList((await this.written())?.caPem);
   }
 
-  private tell(state: string, say: () => void): void {
-    if (state === this.told) return;
-    this.told = state;
+  /** Say it when the state of this kind of news changed to something (not back to nothing). */
+  private tell(kind: string, state: string, say: () => void): void {
+    if (state === (this.told.get(kind) ?? '')) return;
+    this.told.set(kind, state);
     if (state) say();
   }
 }

@@ -25,11 +25,13 @@ t.test('cluster rbac --dry-run prints and applies nothing; then applies idempote
     'ClusterRoleBinding/kubeadm:kubelet-bootstrap', 'ClusterRoleBinding/kubeadm:node-autoapprove-bootstrap',
     'ClusterRoleBinding/kubeadm:node-autoapprove-certificate-rotation', 'ClusterRole/system:kube-apiserver-to-kubelet',
     'ClusterRoleBinding/system:kube-apiserver-to-kubelet',
+    // kubeadm's discovery: cluster-info (from the admin kubeconfig's server and CA) and its anonymous read
+    'ConfigMap/cluster-info', 'Role/kubeadm:bootstrap-signer-clusterinfo', 'RoleBinding/kubeadm:bootstrap-signer-clusterinfo',
   ]);
   t.same(await bindings(), [], 'nothing applied');
   const first = await runCli(['cluster', 'rbac', ...admin]);
   t.equal(first.code, 0, first.output);
-  t.equal((first.output.match(/ created$/gm) ?? []).length, 5);
+  t.equal((first.output.match(/ created$/gm) ?? []).length, 8);
   t.equal((await bindings()).length, 4);
   const second = await runCli(['cluster', 'rbac', ...admin]);
   t.match(second.output, /nothing to change/);
@@ -62,7 +64,7 @@ t.test('offline: cluster init --dry-run with no kubeconfig prints manifests that
   const dry = await runCli(['cluster', 'init', '--dry-run', '-o', 'json', '--server', cp.server, '--ca', cp.caPath, '--out', out]);
   t.equal(dry.code, 0, dry.output);
   const list = JSON.parse(dry.stdout) as { items: Array<{ kind: string }> };
-  t.same(list.items.map((i) => i.kind), ['ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'Secret', 'Config']);
+  t.same(list.items.map((i) => i.kind), ['ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRoleBinding', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Role', 'RoleBinding', 'Secret', 'Config']);
   await t.rejects(fs.stat(out), 'a dry run writes no file');
   const manifests = list.items.filter((i) => i.kind !== 'Config');
   await cp.kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }) });

@@ -199,6 +199,22 @@ t.test('a whole CA rotation: every identity stays authenticated, outputs follow,
   t.match(await whoami('kubelet'), /system:node:rot1/, 'step 3: kubectl with the written kubeconfig');
   t.match(await whoami('haproxy'), /system:node:lb1/);
 
+  // A node that still has only CA1 (a bootstrap kubeconfig copied before the rotation): doctor
+  // explains, and the agent takes the CAs from cluster-info through its token.
+  const stale = path.join(node, 'stale');
+  const staleBoot = path.join(stale, 'bootstrap.kubeconfig');
+  await fs.mkdir(stale);
+  await fs.writeFile(staleBoot, (await fs.readFile(boot, 'utf8')).replace(/certificate-authority-data: \S+/, `certificate-authority-data: ${Buffer.from(ca1).toString('base64')}`));
+  const staleArgs = ['--kubeconfig', path.join(stale, 'kubeconfig'), '--bootstrap-kubeconfig', staleBoot, '--cert-dir', path.join(stale, 'pki'), '--node-name', 'stale1'];
+  const doctor = await runCli(['doctor', ...staleArgs]);
+  t.equal(doctor.code, 1, doctor.output);
+  t.match(doctor.output, /It presents: CN=kube-apiserver <- CN=tlsboot-test-ca-2; the CA that would verify it is "CN=tlsboot-test-ca-2"\. cluster-info offers that CA \(sha256:[0-9a-f]{64}; its signature verified with the bootstrap token\)/);
+  t.match(doctor.output, /fix: tlsboot run refreshes the CAs from cluster-info with the bootstrap token by itself/);
+  const recovered = await runCli(['run', '--once', ...staleArgs]);
+  t.equal(recovered.code, 0, recovered.output);
+  t.match(recovered.output, /the API server's certificate did not verify: took the cluster's CAs from cluster-info, verified with the bootstrap token/);
+  t.match(await cp.kubectl(['auth', 'whoami'], { kubeconfig: path.join(stale, 'kubeconfig') }), /system:node:stale1/);
+
   // 4. CA1 leaves cluster-info: both identities re-issue from CA2; CA1 is dropped (the server no longer needs it).
   const only2 = await runCli(['cluster', 'info', '--kubeconfig', cp.adminKubeconfig, '--ca', rotation.ca2]);
   t.equal(only2.code, 0, only2.output);
