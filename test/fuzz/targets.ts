@@ -197,6 +197,12 @@ export async function makeTargets(): Promise<{ targets: Target[]; close: () => P
       return s;
     }
   };
+  // cluster-info as a man in the middle may serve it: a ConfigMap, signed for the token.
+  const { detachedJws, parseClusterInfo, renderClusterInfoKubeconfig, verifyClusterInfo } = await import('../../src/kube/clusterinfo.js');
+  const { checkNodeAddresses } = await import('../../src/kube/csrschema.js');
+  const infoKubeconfig = renderClusterInfoKubeconfig('https://127.0.0.1:6443', [fake.caPem, client.certPem]);
+  const clusterInfo = { kind: 'ConfigMap', data: { kubeconfig: infoKubeconfig, 'jws-kubeconfig-abcdef': detachedJws(infoKubeconfig, 'abcdef', SECRET) } };
+  const node = { kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '10.0.0.1' }, { type: 'Hostname', address: 'n1' }] } };
   const targets: Target[] = [
     target('kubeconfig', mutatedText(kubeconfig), (input) => parseKubeconfig(input, 'bootstrap.kubeconfig')),
     target('config file', mutatedText(configText), async (input) => parseConfig(parseYamlText(input, 'config.yaml'), '/etc/tlsboot/config.yaml', env)),
@@ -210,6 +216,12 @@ export async function makeTargets(): Promise<{ targets: Target[]; close: () => P
       const parsed = await parseCsrPem(Buffer.from(obj.spec.request, 'base64').toString('utf8')).catch(() => undefined);
       return decide(policy, obj, parsed);
     }),
+    target('cluster-info (discovery)', fc.oneof(mutatedJson(clusterInfo), mutatedText(JSON.stringify(clusterInfo)).map(jsonOrText)), async (input) => {
+      const info = parseClusterInfo(input, 'cluster-info');
+      verifyClusterInfo(info, TOKEN, 'cluster-info');
+      return info.caPems.map((pem) => parseChain(pem));
+    }),
+    target('Node addresses (the approver)', mutatedJson(node), async (input) => checkNodeAddresses(input, 'node')),
     target('watch event stream', mutatedText(events), async (input) => {
       body = input;
       for await (const ev of api.watchCsr('csr-fuzz', '7', AbortSignal.timeout(CASE_MS))) {
