@@ -11,7 +11,7 @@ import { approveHint, isBootstrapToken, KUBELET_CLIENT_SIGNER } from '../kube/vo
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import { rotationWindow } from '../node/deadline.js';
 import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readCurrent } from '../node/credentials.js';
-import { discoverCas, issuedByOneOf } from '../node/trust.js';
+import { discoverCas, isUntrustedServer, issuedByOneOf } from '../node/trust.js';
 import { caList } from '../pki/certs.js';
 import { clusterTrust, explainUntrusted } from './trustcheck.js';
 import { CertStore } from '../node/store.js';
@@ -107,7 +107,7 @@ async function server(ctx: Ctx): Promise<Check> {
     return { check: 'server', verdict: 'ok', detail: `${cluster.server} reachable, TLS verified, Kubernetes ${v.gitVersion ?? '?'}` };
   } catch (err) {
     const msg = errorMessage(err);
-    if (err instanceof ApiError && err.reason === 'TLSVerificationFailed' && !/altnames|does not match|clock/i.test(msg)) {
+    if (isUntrustedServer(err)) {
       return explainUntrusted(cluster, ctx.credentials?.kind === 'token' ? ctx.credentials.token : undefined);
     }
     const fix = /altnames|does not match/i.test(msg)

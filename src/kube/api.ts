@@ -234,7 +234,7 @@ export class ApiClient {
       this.onResponse?.(0);
       const { text, tls } = describeNetworkError(err);
       // A server we do not trust will not become trustworthy by asking again.
-      throw new ApiError(`cannot reach ${this.server}: ${text}`, 0, tls ? 'TLSVerificationFailed' : '', !tls);
+      throw new ApiError(`cannot reach ${this.server}: ${text}`, 0, tls ? (tls === 'chain' ? UNKNOWN_AUTHORITY : 'TLSVerificationFailed') : '', !tls);
     }
   }
 
@@ -297,16 +297,22 @@ async function readLimited(body: Dispatcher.ResponseData['body']): Promise<strin
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function describeNetworkError(err: unknown): { text: string; tls: boolean } {
+/**
+ * The reason of an ApiError whose server's certificate does not chain to the CAs given: the one
+ * TLS failure that new CAs from cluster-info can mend (a clock or a name cannot).
+ */
+export const UNKNOWN_AUTHORITY = 'TLSUnknownAuthority';
+
+function describeNetworkError(err: unknown): { text: string; tls: false | 'clock' | 'name' | 'chain' } {
   const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
   const code = e.cause?.code ?? e.code ?? '';
   const msg = e.cause?.message ?? e.message ?? String(err);
   if (code === 'CERT_NOT_YET_VALID' || code === 'CERT_HAS_EXPIRED') {
     const state = code === 'CERT_NOT_YET_VALID' ? 'is not yet valid' : 'has expired';
-    return { text: `TLS verification failed: the server's certificate ${state} by this machine's clock (${new Date().toISOString()}); check the clock (timedatectl), then the server's certificate`, tls: true };
+    return { text: `TLS verification failed: the server's certificate ${state} by this machine's clock (${new Date().toISOString()}); check the clock (timedatectl), then the server's certificate`, tls: 'clock' };
   }
   if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS_CERT_ALTNAME/.test(code)) {
-    return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: true };
+    return { text: `TLS verification failed (${msg}); check certificate-authority(-data) and tls-server-name in the kubeconfig`, tls: code === 'ERR_TLS_CERT_ALTNAME_INVALID' ? 'name' : 'chain' };
   }
   return { text: code && !msg.includes(code) ? `${code} ${msg}` : msg, tls: false };
 }

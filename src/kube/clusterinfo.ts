@@ -37,6 +37,9 @@ export class ClusterInfoError extends TlsbootError {
   }
 }
 
+/** The cluster publishes no cluster-info anyone may read: nothing to follow (doctor warns). */
+export class ClusterInfoAbsentError extends ClusterInfoError {}
+
 /** GET cluster-info and check its shape (anonymously: kubeadm's RBAC lets system:anonymous read it). */
 export async function fetchClusterInfo(api: ApiClient, signal?: AbortSignal): Promise<ClusterInfo> {
   let cm: unknown;
@@ -44,7 +47,7 @@ export async function fetchClusterInfo(api: ApiClient, signal?: AbortSignal): Pr
     cm = await api.request<unknown>('GET', CLUSTER_INFO_PATH, undefined, signal);
   } catch (err) {
     if (err instanceof ApiError && (err.status === 404 || err.status === 403 || err.status === 401)) {
-      throw new ClusterInfoError(
+      throw new ClusterInfoAbsentError(
         `${api.server} publishes no readable ${CLUSTER_INFO_NAMESPACE}/${CLUSTER_INFO_NAME} (${err.status}): run tlsboot cluster init or tlsboot cluster rbac with an admin kubeconfig to publish it`,
       );
     }

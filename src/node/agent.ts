@@ -24,7 +24,7 @@ import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/t
 import { rotationDeadline } from './deadline.js';
 import { CertStore } from './store.js';
 import { USER_AGENT } from '../base/version.js';
-import { ClusterInfoError } from '../kube/clusterinfo.js';
+import { ClusterInfoAbsentError, ClusterInfoError } from '../kube/clusterinfo.js';
 import { DEFAULT_CA_REFRESH_MS, DEFAULT_REISSUE_JITTER_MS, isUntrustedServer, TrustKeeper } from './trust.js';
 import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readClientKubeconfig, removeBootstrapToken, readCurrent, readServing, unauthorized, type Current } from './credentials.js';
 
@@ -218,7 +218,9 @@ export class Agent {
       stale = await this.trust.refresh(current.config, current.cert.certPem, signal);
       this.failures.recovered(who, this.log);
     } catch (err) {
-      if (!signal.aborted) this.failures.failed(who, this.log, `could not read the cluster's CAs from cluster-info: ${errorMessage(err)}`, {});
+      // A cluster without cluster-info has no CA rotation to follow; doctor says so, once.
+      if (err instanceof ClusterInfoAbsentError) this.log.debug(1, 'the CAs are not followed', { why: errorMessage(err) });
+      else if (!signal.aborted) this.failures.failed(who, this.log, `could not read the cluster's CAs from cluster-info: ${errorMessage(err)}`, {});
       return next;
     }
     return this.trust.reissueAt(current.leaf, stale, next, { now: this.now(), rand: this.rand, jitterMs: this.opts.reissueJitterMs ?? DEFAULT_REISSUE_JITTER_MS });

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import tls from 'node:tls';
 import { ApiError, ConfigError, TlsbootError } from '../base/errors.js';
-import { ApiClient } from '../kube/api.js';
+import { ApiClient, UNKNOWN_AUTHORITY } from '../kube/api.js';
 import { ClusterInfoError, fetchClusterInfo, verifyClusterInfo } from '../kube/clusterinfo.js';
 import { readKubeconfig, type ClientConfig } from '../kube/kubeconfig.js';
 import type { Logger } from '../base/log.js';
@@ -48,8 +48,27 @@ export async function discoverCas(cluster: Pick<ClientConfig, 'server' | 'tlsSer
   }
 }
 
+/**
+ * How long one read of cluster-info serves every identity of the process with the same server
+ * and trust: a daemon of 1,000 identities refreshes with one request, not 1,000.
+ */
+const SHARED_READ_MS = 10_000;
+const recentReads = new Map<string, { at: number; cas: Promise<string[]> }>();
+
 /** The CAs cluster-info lists, read over TLS verified against what the node trusts now. */
-export async function listedCas(cluster: ClientConfig, signal?: AbortSignal): Promise<string[]> {
+export function listedCas(cluster: ClientConfig, signal?: AbortSignal): Promise<string[]> {
+  const now = Date.now();
+  for (const [k, v] of recentReads) if (now - v.at >= SHARED_READ_MS) recentReads.delete(k);
+  const key = [cluster.server, cluster.tlsServerName ?? '', cluster.caPem ?? ''].join('\n');
+  const hit = recentReads.get(key);
+  if (hit) return hit.cas;
+  const cas = readListedCas(cluster, signal);
+  recentReads.set(key, { at: now, cas });
+  cas.catch(() => recentReads.delete(key));
+  return cas;
+}
+
+async function readListedCas(cluster: ClientConfig, signal?: AbortSignal): Promise<string[]> {
   const api = new ApiClient({
     server: cluster.server, credentials: { kind: 'anonymous' }, userAgent: USER_AGENT,
     ...(cluster.caPem ? { caPem: cluster.caPem } : {}), ...(cluster.tlsServerName ? { tlsServerName: cluster.tlsServerName } : {}),
@@ -117,14 +136,14 @@ export function issuedByOneOf(leafPem: string, cas: string[]): boolean {
 }
 
 /** A TLS verification failure: the server's certificate does not chain to what the node trusts. */
-export function isUntrustedServer(err: unknown): boolean {
-  return err instanceof ApiError && err.reason === 'TLSVerificationFailed';
+export function isUntrustedServer(err: unknown): err is ApiError {
+  return err instanceof ApiError && err.reason === UNKNOWN_AUTHORITY;
 }
 
 /** What to tell a user whose server no longer verifies and who has no token to refresh the CAs with. */
-export function untrustedServerError(kubeconfig: string, cause: string): TlsbootError {
+export function untrustedServerError(kubeconfig: string): TlsbootError {
   return new TlsbootError(
-    `${cause}. The cluster's CA may have changed: run tlsboot doctor to see which CA would verify the server; ` +
+    `there is no bootstrap token to take them with. The cluster's CA may have changed: run tlsboot doctor to see which CA would verify the server; ` +
       `with a bootstrap token (bootstrapKubeconfig) tlsboot refreshes the CAs in ${kubeconfig} from cluster-info by itself`,
   );
 }
@@ -244,7 +263,7 @@ export class TrustKeeper {
    * token, added to what is trusted, or an error that says how to recover. The result is an
    * error to retry on either way.
    */
-  async recover(err: unknown, signal?: AbortSignal): Promise<TlsbootError> {
+  async recover(err: ApiError, signal?: AbortSignal): Promise<TlsbootError> {
     try {
       const cas = await this.throughToken(err, signal);
       this.learned = cas;
@@ -260,13 +279,14 @@ export class TrustKeeper {
       this.opts.log.info('the API server\'s certificate did not verify: took the cluster\'s CAs from cluster-info, verified with the bootstrap token', { cas: cas.map(spkiPin).join(',') });
       return new TlsbootError('the API server\'s certificate did not verify; the CAs were refreshed from cluster-info; retrying');
     } catch (e) {
-      return e instanceof TlsbootError ? e : new TlsbootError(String(e));
+      // The server's own error stays first: it says what is wrong; then why it could not be mended.
+      return new ApiError(`${err.message}; the CAs could not be refreshed from cluster-info: ${e instanceof Error ? e.message : String(e)}`, 0, UNKNOWN_AUTHORITY, false);
     }
   }
 
   private async throughToken(err: unknown, signal?: AbortSignal): Promise<string[]> {
     const boot = await this.opts.bootstrap().catch(() => undefined);
-    if (!boot?.token) throw untrustedServerError(this.opts.kubeconfig, err instanceof Error ? err.message : String(err));
+    if (!boot?.token) throw untrustedServerError(this.opts.kubeconfig);
     return discoverCas(boot, boot.token, this.opts.pins, signal);
   }
 

@@ -38,8 +38,14 @@ t.test('cluster rbac --dry-run without a kubeconfig', async (t) => {
   const r = await runInProcess(['cluster', 'rbac', '--dry-run', '--group', 'system:bootstrappers:gitops']);
   t.equal(r.code, 0, r.stderr);
   const docs = parseAllDocuments(r.stdout).map((d) => d.toJS() as { kind: string; subjects?: Array<{ name: string }> });
-  t.equal(docs.length, 5);
+  t.equal(docs.length, 7, 'the bindings, and cluster-info\'s Role and RoleBinding');
   t.ok(docs.some((d) => d.subjects?.[0]?.name === 'system:bootstrappers:gitops'));
+  t.notOk(docs.some((d) => d.kind === 'ConfigMap'), 'no server or CA to publish: no cluster-info');
+  const dir = await tempDir(t);
+  await fs.writeFile(path.join(dir, 'ca.crt'), CA);
+  const full = await runInProcess(['cluster', 'rbac', '--dry-run', '--server', 'https://10.0.0.1:6443', '--ca', path.join(dir, 'ca.crt')]);
+  const info = parseAllDocuments(full.stdout).map((d) => d.toJS() as { kind: string; data?: { kubeconfig?: string } }).find((d) => d.kind === 'ConfigMap');
+  t.match(info?.data?.kubeconfig, /server: https:\/\/10.0.0.1:6443/, 'with --server and --ca: cluster-info too');
 });
 
 t.test('cluster init --dry-run without a kubeconfig needs --server and --ca, and writes nothing', async (t) => {
