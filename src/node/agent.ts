@@ -1,36 +1,24 @@
-// The agent loop: make sure a valid client certificate is on disk, bootstrapping with the token
-// or rotating with the current certificate, and keep it valid. Modelled on kubelet's two paths:
+// The agent loop: make sure a valid certificate is on disk, retrying attempts (node/attempt) on
+// kubelet's schedule, and keep it valid: rotate at each deadline, follow the cluster's CAs
+// (node/trust), remove the bootstrap token once it has served. Modelled on kubelet's two paths:
 // bootstrap = pkg/kubelet/certificate/bootstrap (persisted key, deterministic CSR name),
 // rotation = client-go util/certificate (same schedule), but with bootstrap's persisted key and
 // deterministic name, so a rotation that is never approved leaves one CSR, not one per attempt.
-import { promises as fs } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { clientFor, type ApiClient, type Credentials } from '../kube/api.js';
-import { type CsrObject } from '../kube/csrtypes.js';
-import { checkIssued, type CertInfo } from '../pki/certs.js';
-import { digestedName, sameSubject } from '../pki/csr.js';
-import { waitForCertificate } from '../kube/csrwait.js';
-import {
-  ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, CertificateMismatchError, ConfigError, CsrGoneError, CsrRejectedError,
-  RetriesExhaustedError, TlsbootError, errorMessage,
-} from '../base/errors.js';
-import { DEFAULT_APPROVAL_TIMEOUT_MS, DEFAULT_KEEP, type IdentitySettings, usagesFor } from './identity.js';
-import { isRsa, privateKeyPem, spkiDer, type KeyPair } from '../pki/keys.js';
-import type { ClientConfig } from '../kube/kubeconfig.js';
-import { silentLogger, type Fields, type Logger } from '../base/log.js';
-import type { RequestLimiter } from '../kube/limiter.js';
-import { FailureLog } from './failures.js';
+import { ApiError, ApprovalTimeoutError, BootstrapTokenRejectedError, ConfigError, CsrRejectedError, RetriesExhaustedError, TlsbootError, errorMessage } from '../base/errors.js';
+import { silentLogger, type Logger } from '../base/log.js';
 import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
-import { rotationDeadline } from './deadline.js';
-import { CertStore } from './store.js';
-import { USER_AGENT } from '../base/version.js';
 import { ClusterInfoAbsentError, ClusterInfoError } from '../kube/clusterinfo.js';
-import { DEFAULT_CA_REFRESH_MS, DEFAULT_REISSUE_JITTER_MS, isUntrustedServer, TrustKeeper } from './trust.js';
-import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readClientKubeconfig, removeBootstrapToken, readCurrent, readServing, unauthorized, type Current } from './credentials.js';
-
-/** A certificate on disk: a client one comes with the kubeconfig that points at it. */
-type Held = Omit<Current, 'config'> & { config?: ClientConfig };
-import { createOrReuse, pendingKey } from './request.js';
+import type { RequestLimiter } from '../kube/limiter.js';
+import type { CertInfo } from '../pki/certs.js';
+import { sameSubject } from '../pki/csr.js';
+import { Attempts } from './attempt.js';
+import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readCurrent, readServing, removeBootstrapToken, type Held } from './credentials.js';
+import { rotationDeadline } from './deadline.js';
+import { FailureLog } from './failures.js';
+import { DEFAULT_KEEP, type IdentitySettings } from './identity.js';
+import { CertStore } from './store.js';
+import { DEFAULT_CA_REFRESH_MS, DEFAULT_REISSUE_JITTER_MS, TrustKeeper } from './trust.js';
 
 /** How long --once retries failures by default before it exits 1. */
 export const DEFAULT_RETRY_TIMEOUT_MS = 5 * 60_000;
@@ -87,8 +75,7 @@ export class Agent {
   /** What inspect() last warned about: ensure() and the attempt both inspect, say it once. */
   private inspectWarning: string | undefined;
   private readonly failures: FailureLog;
-  /** A retry, not a first attempt: the attempt's own lines go to debug (the failure log tells). */
-  private retryingNow = false;
+  private readonly attempts: Attempts;
   readonly trust: TrustKeeper;
   /** Set once removeBootstrapCredential has removed the token (for status). */
   credentialNote: string | undefined;
@@ -106,6 +93,10 @@ export class Agent {
       write: (cluster) => this.store.writeKubeconfig(opts.kubeconfig, cluster),
       ...(opts.onTrustChanged ? { onChanged: opts.onTrustChanged } : {}),
       ...(opts.onTrustChecked ? { onChecked: opts.onTrustChecked } : {}),
+    });
+    this.attempts = new Attempts({
+      opts, store: this.store, trust: this.trust, log: this.log, now: this.now, inspect: () => this.inspect(),
+      issued: (leaf, file, csrName) => this.stateOf(leaf, file, this.deadlineOf(leaf), csrName),
     });
   }
 
@@ -133,7 +124,7 @@ export class Agent {
         return this.stateOf(current.leaf, current.config?.clientCertificate?.certPath ?? this.store.currentPath, deadline);
       }
     }
-    return this.retrying(signal, () => this.attempt(signal));
+    return this.retrying(signal, () => this.attempts.run(signal));
   }
 
   /** Run until the signal aborts: keep a valid certificate, rotate at each deadline. */
@@ -171,7 +162,7 @@ export class Agent {
   private async retireBootstrap(signal: AbortSignal): Promise<void> {
     const current = await this.inspect();
     if (!current?.config) return;
-    const api = this.client(current.config, { kind: 'certificate', ...current.cert });
+    const api = this.attempts.client(current.config, { kind: 'certificate', ...current.cert });
     try {
       if ((await api.whoami(signal)).username !== current.leaf.subject.commonName) return;
     } catch (err) {
@@ -231,7 +222,7 @@ export class Agent {
     const giveUpAt = this.opts.once ? Date.now() + (this.opts.retryTimeoutMs ?? DEFAULT_RETRY_TIMEOUT_MS) : Infinity;
     const who = this.opts.name ?? this.store.currentPath;
     for (let failures = 1; ; failures++) {
-      this.retryingNow = failures > 1;
+      this.attempts.retrying = failures > 1;
       try {
         const state = await attempt();
         this.failures.recovered(who, this.log);
@@ -272,42 +263,6 @@ export class Agent {
   }
 
   /**
-   * One attempt: mutual TLS with the current certificate if it is unexpired, else the token. A
-   * serving certificate is always requested with the node's client kubeconfig.
-   */
-  private async attempt(signal: AbortSignal): Promise<CredentialState> {
-    try {
-      return await this.attemptOnce(signal);
-    } catch (err) {
-      // The server's certificate no longer verifies: the cluster's CA may have changed.
-      if (!isUntrustedServer(err) || this.opts.serving) throw err;
-      throw await this.trust.recover(err, signal);
-    }
-  }
-
-  private async attemptOnce(signal: AbortSignal): Promise<CredentialState> {
-    if (this.opts.serving) {
-      const auth = await readClientKubeconfig(this.opts.kubeconfig, this.now());
-      const current = await this.inspect();
-      return this.renew(auth, `requesting a serving certificate, authenticating with the node's client kubeconfig ${this.opts.kubeconfig}`, current?.leaf, signal);
-    }
-    const current = await this.inspect();
-    if (current?.config) {
-      const credentials: Credentials = { kind: 'certificate', ...current.cert };
-      try {
-        return await this.renew({ config: current.config, credentials }, 'rotating the client certificate, authenticating with the current one', current.leaf, signal);
-      } catch (err) {
-        // The server no longer accepts the certificate (its CA was dropped from the client CA,
-        // say): the bootstrap token is the way back, when there is one.
-        if (!(err instanceof ApiError && err.status === 401) || !this.opts.bootstrapKubeconfig) throw err;
-        if ((await unauthorized(current.config, err, signal)) instanceof ApiError) throw err;
-        this.log.warn('the API server no longer accepts the current certificate; falling back to the bootstrap token', { kubeconfig: this.opts.kubeconfig });
-      }
-    }
-    return this.bootstrap(signal);
-  }
-
-  /**
    * The unexpired certificate on disk, if any; a problem is said once. A client certificate is
    * the one the written kubeconfig points at; a serving one is <prefix>-current.pem.
    */
@@ -318,107 +273,11 @@ export class Agent {
     return current;
   }
 
-  /** An attempt's opening line: info on a first attempt, debug on a retry. */
-  private say(msg: string, fields: Fields): void {
-    if (this.retryingNow) this.log.debug(1, msg, fields);
-    else this.log.info(msg, fields);
-  }
-
   private warnOnce(msg: string, fields: Record<string, string>): void {
     const key = JSON.stringify([msg, fields]);
     if (key === this.inspectWarning) return;
     this.inspectWarning = key;
     this.log.warn(msg, fields);
-  }
-
-  private async bootstrap(signal: AbortSignal): Promise<CredentialState> {
-    const read = await readBootstrap(this.opts);
-    const boot = { ...read, config: await this.trust.complete(read.config, signal) };
-    const id = this.opts.identity;
-    const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
-    const usages = usagesFor(id, isRsa(key), 'bootstrap');
-    const name = digestedName(spkiDer(key), id.subject, usages);
-    this.say('bootstrapping a client certificate with the bootstrap token', { server: boot.config.server, csr: name, subject: id.subject.commonName });
-    const api = this.client(boot.config, boot.credentials);
-    try {
-      return await this.request(api, name, key, usages, boot.config, signal);
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 401) throw await unauthorized(boot.config, err, signal);
-      throw err;
-    } finally {
-      await api.close();
-    }
-  }
-
-  /**
-   * Unlike kubelet's rotation (a fresh key and generateName each attempt), the key is kept and
-   * the name derived from it, as for bootstrap: a retry, an approval timeout or a restart finds
-   * the same pending CSR instead of leaving one more behind (kubernetes#132947).
-   */
-  private async renew(auth: { config: ClientConfig; credentials: Credentials }, what: string, held: CertInfo | undefined, signal: AbortSignal): Promise<CredentialState> {
-    const id = this.opts.identity;
-    const key = await pendingKey(this.store.keyTmpPath, id.keyAlgorithm, this.log);
-    const usages = usagesFor(id, isRsa(key), 'rotation');
-    const name = digestedName(spkiDer(key), id.subject, usages, 'csr-');
-    this.say(what, { server: auth.config.server, csr: name, ...(held ? { notAfter: held.notAfter.toISOString() } : {}) });
-    const api = this.client(auth.config, auth.credentials);
-    try {
-      return await this.request(api, name, key, usages, auth.config, signal);
-    } catch (err) {
-      // A deleted rotation CSR may have been deleted on purpose: ask again with a new key.
-      if (err instanceof CsrGoneError) await fs.rm(this.store.keyTmpPath, { force: true });
-      throw err;
-    } finally {
-      await api.close();
-    }
-  }
-
-  /** Create (or find again) the CSR, wait for it, and put the certificate in place. */
-  private async request(api: ApiClient, name: string, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
-    try {
-      const created = await createOrReuse(api, { name, key, usages, identity: this.opts.identity, keyFile: this.store.keyTmpPath, now: this.now(), log: this.log }, signal);
-      return await this.finish(api, created, key, usages, cluster, signal);
-    } catch (err) {
-      if (err instanceof CsrRejectedError || err instanceof CertificateMismatchError) {
-        // That CSR is spoiled. A fresh key next time gives a fresh CSR name instead of finding
-        // the same one again by its digest.
-        await fs.rm(this.store.keyTmpPath, { force: true });
-      }
-      throw err;
-    }
-  }
-
-  private async finish(api: ApiClient, csr: CsrObject, key: KeyPair, usages: string[], cluster: ClientConfig, signal: AbortSignal): Promise<CredentialState> {
-    const name = csr.metadata.name ?? '';
-    const chainPem = await waitForCertificate(api, csr, {
-      signal, log: this.log, timeoutMs: this.opts.approvalTimeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS,
-      ...(this.opts.watchTimeoutSeconds ? { watchTimeoutSeconds: this.opts.watchTimeoutSeconds } : {}),
-    });
-    const chain = checkIssued(chainPem, { csrName: name, spki: spkiDer(key), subject: this.opts.identity.subject, usages }, this.now());
-    const file = await this.store.update(chainPem, privateKeyPem(key), this.now());
-    // A serving certificate authenticates nobody: its kubeconfig is the node's, left as it is.
-    if (!this.opts.serving) await this.store.writeKubeconfig(this.opts.kubeconfig, cluster);
-    // Only now: a crash before this line reruns with the same key and finds the same CSR.
-    await fs.rm(this.store.keyTmpPath, { force: true });
-    await this.store.prune();
-    const leaf = chain[0]!;
-    const state = this.stateOf(leaf, file, this.deadlineOf(leaf), name);
-    const createdAt = Date.parse(csr.metadata.creationTimestamp ?? '');
-    // creationTimestamp has whole seconds; never report less than nothing
-    if (Number.isFinite(createdAt)) state.issuanceSeconds = Math.max(0, (this.now().getTime() - createdAt) / 1000);
-    this.log.info(`${this.kind} certificate issued and written`, {
-      csr: name, file, notAfter: leaf.notAfter.toISOString(), nextRotation: state.deadline.toISOString(),
-    });
-    await this.opts.onCertificate?.(state);
-    return state;
-  }
-
-  private client(config: ClientConfig, credentials: Credentials): ApiClient {
-    return clientFor(config, credentials, {
-      userAgent: USER_AGENT,
-      ...(this.opts.limiter ? { limiter: this.opts.limiter } : {}),
-      ...(this.opts.onResponse ? { onResponse: this.opts.onResponse } : {}),
-    });
   }
 
   private satisfiesIdentity(leaf: CertInfo): boolean {

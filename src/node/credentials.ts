@@ -22,6 +22,9 @@ export interface Current {
   chain: CertInfo[];
 }
 
+/** A certificate on disk: a client one comes with the kubeconfig that points at it; a serving one does not. */
+export type Held = Omit<Current, 'config'> & { config?: ClientConfig };
+
 /** Why a current certificate there is cannot be used (a log line and its fields). */
 export interface Problem {
   kind: 'kubeconfig' | 'mismatch' | 'unreadable' | 'expired' | 'not yet valid';

@@ -172,6 +172,10 @@ t.test('a whole CA rotation: every identity stays authenticated, outputs follow,
       },
     ],
   }));
+  // A node that is off during the whole rotation: a certificate from CA1, a bootstrap kubeconfig with CA1.
+  const off = path.join(node, 'off');
+  const offArgs = ['run', '--kubeconfig', path.join(off, 'kubeconfig'), '--bootstrap-kubeconfig', boot, '--cert-dir', path.join(off, 'pki'), '--node-name', 'off1', '--reissue-jitter', '1s'];
+  t.equal((await runCli([...offArgs, '--once'])).code, 0);
   const daemon = startTlsboot(t, ['run', '--config', config]);
   await daemon.waitFor(/ready: every identity has a valid certificate/);
   await until('the first hook run', async () => (await fs.readFile(hookLog, 'utf8').catch(() => '')).includes('ran'));
@@ -227,6 +231,14 @@ t.test('a whole CA rotation: every identity stays authenticated, outputs follow,
   await rotation.dropOldClientCa();
   t.match(await whoami('kubelet'), /system:node:rot1/, 'step 5: the node');
   t.match(await whoami('haproxy'), /system:node:lb1/, 'step 5: the haproxy identity');
+  // The node that was off comes back: it takes the CAs through its token, finds its certificate
+  // from a CA no longer listed, and since the server no longer takes it, bootstraps again.
+  const back = startTlsboot(t, offArgs);
+  await back.waitFor(/the API server no longer accepts the current certificate; falling back to the bootstrap token[\s\S]*client certificate issued and written/, 90_000);
+  t.match(await whoami('off'), /system:node:off1/, 'the node that was off is authenticated again');
+  t.match(parseChain(await fs.readFile(path.join(off, 'pki', 'kubelet-client-current.pem'), 'utf8'))[0]!.issuer, /tlsboot-test-ca-2$/);
+  t.equal(await back.stop(), 0);
+
   const status = await runCli(['status', '--config', config]);
   t.equal(status.code, 0, status.output);
   t.notMatch(status.output, /note:/, 'nothing left to say');
