@@ -10,7 +10,7 @@ import { silentLogger, type Logger } from '../base/log.js';
 import { formatDuration, retryDelayMs, sleepUntil, type Random } from '../base/time.js';
 import { ClusterInfoAbsentError, ClusterInfoError } from '../kube/clusterinfo.js';
 import type { RequestLimiter } from '../kube/limiter.js';
-import type { CertInfo } from '../pki/certs.js';
+import { normalIp, subjectAltNames, type CertInfo } from '../pki/certs.js';
 import { sameSubject } from '../pki/csr.js';
 import { Attempts } from './attempt.js';
 import { NO_BOOTSTRAP_CREDENTIAL, readBootstrap, readCurrent, readServing, removeBootstrapToken, type Held } from './credentials.js';
@@ -119,7 +119,7 @@ export class Agent {
     const current = await this.inspect();
     if (current && !force) {
       const deadline = this.deadlineOf(current.leaf);
-      if (deadline.getTime() > this.now().getTime() && this.satisfiesIdentity(current.leaf)) {
+      if (deadline.getTime() > this.now().getTime() && this.satisfiesIdentity(current.leaf, current.cert.certPem)) {
         this.log.debug(1, `current ${this.kind} certificate is valid`, { notAfter: current.leaf.notAfter.toISOString() });
         return this.stateOf(current.leaf, current.config?.clientCertificate?.certPath ?? this.store.currentPath, deadline);
       }
@@ -280,11 +280,24 @@ export class Agent {
     this.log.warn(msg, fields);
   }
 
-  private satisfiesIdentity(leaf: CertInfo): boolean {
+  /**
+   * The certificate on disk is the one asked for: its subject, and its DNS and IP names (a serving
+   * certificate's host addresses change, with DHCP say; the next one must name the new ones).
+   */
+  private satisfiesIdentity(leaf: CertInfo, certPem: string): boolean {
     const want = this.opts.identity.subject;
-    const ok = sameSubject(leaf.subject, want);
-    if (!ok) this.log.info('the current certificate does not match the requested subject; rotating now', { has: leaf.subject.commonName, wants: want.commonName });
-    return ok;
+    if (!sameSubject(leaf.subject, want)) {
+      this.log.info('the current certificate does not match the requested subject; rotating now', { has: leaf.subject.commonName, wants: want.commonName });
+      return false;
+    }
+    const has = subjectAltNames(certPem);
+    const id = this.opts.identity;
+    const wants = { dnsNames: id.dnsNames.map((d) => d.toLowerCase()).sort(), ipAddresses: id.ipAddresses.map(normalIp).sort() };
+    if (JSON.stringify(has) === JSON.stringify(wants)) return true;
+    this.log.info('the current certificate does not name the requested DNS names and IP addresses; rotating now', {
+      has: [...has.dnsNames, ...has.ipAddresses].join(','), wants: [...wants.dnsNames, ...wants.ipAddresses].join(','),
+    });
+    return false;
   }
 
   /** One random draw per certificate, as kubelet does, so restarts of the loop do not re-roll. */

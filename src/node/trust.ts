@@ -193,7 +193,7 @@ export class TrustKeeper {
    * CA rotation; the written kubeconfig does not).
    */
   async complete(config: ClientConfig, signal?: AbortSignal): Promise<ClientConfig> {
-    let cas = caList(config.caPem);
+    const cas = caList(config.caPem);
     if (cas.length === 0 && !config.insecureSkipTlsVerify && this.learned.length === 0) {
       this.learned = await discoverCas(config, discoveryToken(config), this.opts.pins, signal);
       this.opts.log.info('the bootstrap kubeconfig names no CA: took it from cluster-info, verified with the bootstrap token', {
@@ -202,9 +202,8 @@ export class TrustKeeper {
     }
     const union = [...cas, ...(await this.tracked()), ...this.learned].filter((c, i, all) => all.findIndex((d) => der(d) === der(c)) === i);
     if (union.length === cas.length) return config;
-    cas = union;
     const { caPath: _dropped, ...rest } = config;
-    return { ...rest, caPem: cas.join('') };
+    return { ...rest, caPem: union.join('') };
   }
 
   /**
@@ -217,7 +216,7 @@ export class TrustKeeper {
       listed = await listedCas(cluster, signal);
     } catch (err) {
       if (!isUntrustedServer(err)) throw err;
-      listed = await this.throughToken(err, signal);
+      listed = await this.throughToken(signal);
     }
     const update = await reconcile(caList(cluster.caPem), listed, (cas) => serverVerifies(cluster, cas));
     if (update.added.length > 0 || update.dropped.length > 0) {
@@ -260,12 +259,15 @@ export class TrustKeeper {
 
   /**
    * The server's certificate did not verify: the CAs from cluster-info through the bootstrap
-   * token, added to what is trusted, or an error that says how to recover. The result is an
-   * error to retry on either way.
+   * token, added to what is trusted (an error to retry on at once), or the server's error with
+   * why it could not be mended (not retried under --once).
    */
   async recover(err: ApiError, signal?: AbortSignal): Promise<TlsbootError> {
     try {
-      const cas = await this.throughToken(err, signal);
+      const cas = await this.throughToken(signal);
+      const known = new Set([...this.learned, ...(await this.tracked())].map(der));
+      // Nothing new to trust: asking again would fail the same way.
+      if (cas.every((c) => known.has(der(c)))) throw new TlsbootError('cluster-info (verified with the bootstrap token) offers no CA the node does not trust already; run tlsboot doctor');
       this.learned = cas;
       const written = await this.written();
       if (written) {
@@ -284,7 +286,7 @@ export class TrustKeeper {
     }
   }
 
-  private async throughToken(err: unknown, signal?: AbortSignal): Promise<string[]> {
+  private async throughToken(signal?: AbortSignal): Promise<string[]> {
     const boot = await this.opts.bootstrap().catch(() => undefined);
     if (!boot?.token) throw untrustedServerError(this.opts.kubeconfig);
     return discoverCas(boot, boot.token, this.opts.pins, signal);

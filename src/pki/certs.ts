@@ -1,4 +1,6 @@
 // Reading PEM certificate chains and checking an issued certificate against the request.
+import { X509Certificate } from 'node:crypto';
+import { isIP, SocketAddress } from 'node:net';
 import { CertificateMismatchError, CertificateParseError, errorMessage } from '../base/errors.js';
 import { sameSubject, subjectOf, type Subject } from './csr.js';
 import { x509 } from './x509.js';
@@ -17,6 +19,25 @@ export function splitPem(text: string): PemBlock[] {
 /** The CERTIFICATE blocks of a bundle (a CA file may hold several: a CA rotation's overlap). */
 export function caList(bundle: string | undefined): string[] {
   return splitPem(bundle ?? '').filter((b) => b.type === 'CERTIFICATE').map((b) => b.pem);
+}
+
+/**
+ * The DNS and IP subject alternative names of a certificate (PEM), in one spelling each: DNS
+ * names lower-cased, IP addresses as node:net writes them. Sorted, to compare as sets.
+ */
+export function subjectAltNames(certPem: string): { dnsNames: string[]; ipAddresses: string[] } {
+  const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
+  for (const entry of (new X509Certificate(certPem).subjectAltName ?? '').split(', ')) {
+    if (entry.startsWith('DNS:')) dnsNames.push(entry.slice(4).toLowerCase());
+    else if (entry.startsWith('IP Address:')) ipAddresses.push(normalIp(entry.slice(11)));
+  }
+  return { dnsNames: dnsNames.sort(), ipAddresses: ipAddresses.sort() };
+}
+
+/** An IP address in node:net's spelling ("fd00::21", not "FD00:0:0:0:0:0:0:21"). */
+export function normalIp(ip: string): string {
+  return isIP(ip) === 6 ? new SocketAddress({ address: ip, family: 'ipv6' }).address : ip;
 }
 
 export interface CertInfo {

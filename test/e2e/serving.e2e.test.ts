@@ -75,10 +75,13 @@ t.test('the serving preset, approved by tlsboot approve, served over real TLS, r
   t.equal(await handshake(t, current, 'srv1.nodes.example.com'), 'kubelet', 'and for srv1.nodes.example.com');
   await t.rejects(handshake(t, current, 'srv2'), /altnames|does not match/, 'not for another name');
 
-  // The daemon keeps it valid: SIGUSR1 rotates now, with the client kubeconfig again.
+  // The daemon keeps it valid. Asked for other names (the host's addresses changed, say), it
+  // re-issues at once; then SIGUSR1 rotates now, with the client kubeconfig again.
   const daemon = startTlsboot(t, serving(node, '--dns-name', 'srv1', '--ip-address', '127.0.0.1'));
-  await daemon.waitFor(/next rotation scheduled/);
+  await daemon.waitFor(/does not name the requested DNS names and IP addresses; rotating now has=srv1,srv1.nodes.example.com,127.0.0.1 wants=srv1,127.0.0.1[\s\S]*serving certificate issued and written[\s\S]*next rotation scheduled/);
+  await t.rejects(handshake(t, current, 'srv1.nodes.example.com'), /altnames|does not match/, 'the new certificate names only what was asked');
   const before = await currentTarget(node, 'kubelet-server');
+  await new Promise((r) => setTimeout(r, 1100)); // file names have whole seconds
   daemon.child.kill('SIGUSR1');
   await daemon.waitFor(/rotating now on request[\s\S]*serving certificate issued and written/);
   t.not(await currentTarget(node, 'kubelet-server'), before, 'a new serving certificate is current');

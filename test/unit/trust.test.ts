@@ -11,6 +11,7 @@ import { parseConfig } from '../../src/daemon/config.js';
 import { removeBootstrapToken } from '../../src/node/credentials.js';
 import { issuedByOneOf, reconcile } from '../../src/node/trust.js';
 import { parsePin, pinned, spkiPin } from '../../src/pki/pin.js';
+import { normalIp, subjectAltNames } from '../../src/pki/certs.js';
 import { tempDir } from '../support/helpers.js';
 
 const run = promisify(execFile);
@@ -119,4 +120,13 @@ t.test('removing the bootstrap token: the token file, the token of a kubeconfig 
   t.same(r.removed, []);
   t.match(r.problem, /was not written by tlsboot \(its user is not tls-bootstrap\): remove its token by hand/);
   t.equal(await fs.readFile(foreign, 'utf8'), text, 'left as it was');
+});
+
+t.test('subject alternative names in one spelling, to compare what is held with what is asked', async (t) => {
+  const d = await tempDir(t);
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-keyout', path.join(d, 'k'), '-out', path.join(d, 'c'),
+    '-subj', '/CN=x', '-addext', 'subjectAltName=DNS:Srv1.Example.com,DNS:srv1,IP:10.0.0.1,IP:fd00::21']);
+  t.same(subjectAltNames(await fs.readFile(path.join(d, 'c'), 'utf8')), { dnsNames: ['srv1', 'srv1.example.com'], ipAddresses: ['10.0.0.1', 'fd00::21'] });
+  t.same(subjectAltNames(one.ca), { dnsNames: [], ipAddresses: [] }, 'none');
+  t.equal(normalIp('FD00:0:0:0:0:0:0:21'), 'fd00::21');
 });
